@@ -1,0 +1,122 @@
+//! Dump intermediate planes of one phantom as PNGs (development aid).
+use ndarray::Array2;
+use scarscope::analyze::{analyze, AnalyzeParams, Calibration};
+use scarscope::load::{load_bytes, LoadLimits};
+use scarscope::phantom::{Subject, SubjectConfig};
+use std::path::Path;
+
+fn save(a: &Array2<f32>, lo: f32, hi: f32, p: &str) {
+    let (h, w) = a.dim();
+    let img = image::GrayImage::from_fn(w as u32, h as u32, |x, y| {
+        image::Luma([
+            (((a[[y as usize, x as usize]] - lo) / (hi - lo)).clamp(0.0, 1.0) * 255.0) as u8,
+        ])
+    });
+    img.save(p).unwrap();
+}
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let i: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1);
+    let ppm: f64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20.0);
+    let el: f64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(40.0);
+    let pig: f64 = std::env::var("PIG")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
+    let cfg = SubjectConfig {
+        width: 900,
+        height: 700,
+        px_per_mm: ppm,
+        n_scars: 25,
+        sessions: 1,
+        light_elevation_deg: Some(el),
+        pigment: pig,
+        ..Default::default()
+    };
+    let s = Subject::generate("x", 1000 + i, &cfg);
+    let jpg = s.render_jpeg(0);
+    std::fs::write("/tmp/dbg_photo.jpg", &jpg).unwrap();
+    let truth = s.truth(0, "v");
+    let img = load_bytes(&jpg, Path::new("x.jpg"), &LoadLimits::default()).unwrap();
+    let p = AnalyzeParams {
+        calibration: Calibration {
+            mm_per_px: Some(truth.mm_per_px),
+            source: "t".into(),
+        },
+        light_azimuth_deg: Some(truth.light.azimuth_deg),
+        light_elevation_deg: Some(truth.light.elevation_deg),
+        ..Default::default()
+    };
+    let a = analyze(&img.planes, &p).unwrap();
+    {
+        let n = scarscope::normalize::normalize(
+            &img.planes,
+            a.processing.factor,
+            (8.0 / a.processing.mm_per_px) as f32,
+        );
+        for (y, x) in [(240usize, 290usize), (240, 270), (100, 100)] {
+            let v: Vec<f32> = (0..3)
+                .map(|c| {
+                    let mut s = 0.0;
+                    for dy in 0..5 {
+                        for dx in 0..5 {
+                            s += n.od[c][[y + dy - 2, x + dx - 2]];
+                        }
+                    }
+                    s / 25.0
+                })
+                .collect();
+            let f = a.processing.factor;
+            println!(
+                "raw lin at cam {},{}: {} {} {}",
+                x * f,
+                y * f,
+                img.planes.r[[y * f, x * f]],
+                img.planes.g[[y * f, x * f]],
+                img.planes.b[[y * f, x * f]]
+            );
+            let mm = truth.mm_per_px;
+            println!(
+                "albedo {:?} height {:.3}",
+                s.albedo((x * f) as f64 * mm, (y * f) as f64 * mm),
+                s.height(0, (x * f) as f64 * mm, (y * f) as f64 * mm)
+            );
+            println!(
+                "od at {y},{x}: {:?} shading {}",
+                v,
+                a.intrinsics.shading[[y, x]]
+            );
+        }
+    }
+    save(&a.intrinsics.shading, -0.5, 0.5, "/tmp/dbg_shading.png");
+    save(&a.intrinsics.melanin, -0.5, 0.5, "/tmp/dbg_melanin.png");
+    save(&a.regions.depth, -0.3, 0.6, "/tmp/dbg_depth.png");
+    let lab = a.regions.labels.mapv(|l| if l > 0 { 1.0 } else { 0.0 });
+    save(&lab, 0.0, 1.0, "/tmp/dbg_labels.png");
+    println!(
+        "light {:?} noise {} thr {} weights {:?}",
+        truth.light,
+        a.processing.depth_noise_mm,
+        a.processing.depth_threshold_mm,
+        a.intrinsics.pigment_weights
+    );
+    for t in &truth.scars {
+        println!(
+            "truth {} {:?} c {:.0},{:.0} d {:.2} depth {:.2}",
+            t.id, t.kind, t.centroid_px[0], t.centroid_px[1], t.equivalent_diameter_mm, t.depth_mm
+        );
+    }
+    for f in &a.scars {
+        println!(
+            "found {} {:?} c {:.0},{:.0} d {:.2} depth {:.2}",
+            f.id,
+            f.kind,
+            f.centroid_px[0],
+            f.centroid_px[1],
+            f.equivalent_diameter_mm.unwrap(),
+            f.depth_mm.unwrap()
+        );
+    }
+}
+#[allow(dead_code)]
+fn probe() {}

@@ -1,0 +1,368 @@
+//! Single-photo analysis: runs the stages in order on one loaded photo —
+//! normalize → intrinsics → (light estimate) → relief → segment → measure — and returns the
+//! scars, the light and calibration used, a summary and the warnings a reader must see.
+
+use serde::{Deserialize, Serialize};
+
+use crate::intrinsics::{separate, Intrinsics};
+use crate::load::RgbPlanes;
+use crate::measure::{measure, MeasureContext, Scar, ScarType};
+use crate::normalize::normalize;
+use crate::relief::{
+    estimate_azimuth, relief, Light, LightSource, ReliefParams, ASSUMED_ELEVATION_DEG,
+};
+use crate::segment::{segment, Regions, SegmentParams};
+
+/// Why a photo could not be analysed at all.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum AnalysisError {
+    /// Too small to hold even one scar at the processing scale.
+    #[error("the photo is {width}×{height} px, too small to analyse (at least {min} px per side at the processing scale is needed)")]
+    TooSmall {
+        /// Width, px.
+        width: usize,
+        /// Height, px.
+        height: usize,
+        /// Minimum side at the processing scale.
+        min: usize,
+    },
+    /// A parameter is out of its meaningful range.
+    #[error("invalid parameter {name}: {reason}")]
+    InvalidParameter {
+        /// The parameter.
+        name: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Where the pixel scale came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Size of one camera pixel on the skin, mm (null: uncalibrated, mm figures absent).
+    pub mm_per_px: Option<f64>,
+    /// "command line", "manifest", … or "none".
+    pub source: String,
+}
+
+/// Parameters of one analysis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnalyzeParams {
+    /// Pixel scale, if known.
+    pub calibration: Calibration,
+    /// Light azimuth, degrees (None: estimate).
+    pub light_azimuth_deg: Option<f64>,
+    /// Light elevation, degrees (None: assume a typical clinical value).
+    pub light_elevation_deg: Option<f64>,
+    /// Ambient light as a fraction of the key light (physical model).
+    pub ambient: f64,
+    /// Target size of a processing pixel, mm (photos are box-downsampled towards it).
+    pub processing_mm_per_px: f64,
+    /// Depth a scar must reach at least, mm.
+    pub min_depth_mm: f64,
+    /// Depth a scar must reach in noise σ of the photo's healthy skin.
+    pub noise_k: f64,
+    /// Smallest footprint diameter kept, mm.
+    pub min_diameter_mm: f64,
+    /// Field of view assumed when uncalibrated, mm along the long side (sets filter scales only).
+    pub assumed_field_mm: f64,
+}
+
+impl Default for AnalyzeParams {
+    fn default() -> Self {
+        AnalyzeParams {
+            calibration: Calibration {
+                mm_per_px: None,
+                source: "none".into(),
+            },
+            light_azimuth_deg: None,
+            light_elevation_deg: None,
+            ambient: ReliefParams::default().ambient,
+            processing_mm_per_px: 0.1,
+            min_depth_mm: 0.04,
+            noise_k: 4.0,
+            min_diameter_mm: 0.35,
+            assumed_field_mm: 60.0,
+        }
+    }
+}
+
+/// Counts and totals over a photo's scars.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Number of scars.
+    pub count: usize,
+    /// Sum of footprint areas, mm².
+    pub total_area_mm2: Option<f64>,
+    /// Sum of volumes, mm³.
+    pub total_volume_mm3: Option<f64>,
+    /// Mean of maximum depths, mm.
+    pub mean_depth_mm: Option<f64>,
+    /// Counts per type.
+    pub counts_by_type: TypeCounts,
+    /// ECCA count bin: "<5", "5-20" or ">20".
+    pub ecca_count_bin: String,
+    /// Goodman–Baron quantitative count bin: "0", "1-10", "11-20" or ">20".
+    pub goodman_baron_count_bin: String,
+}
+
+/// Scar counts per type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypeCounts {
+    /// Icepick scars.
+    pub icepick: usize,
+    /// Boxcar scars.
+    pub boxcar: usize,
+    /// Rolling scars.
+    pub rolling: usize,
+}
+
+/// Scale at which the stages ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Processing {
+    /// Camera pixels per processing pixel.
+    pub factor: usize,
+    /// Size of a processing pixel, mm (assumed when uncalibrated).
+    pub mm_per_px: f64,
+    /// Whether `mm_per_px` is assumed rather than calibrated.
+    pub scale_assumed: bool,
+    /// Robust σ of depth over healthy skin, mm.
+    pub depth_noise_mm: f64,
+    /// Depth threshold a scar had to clear, mm.
+    pub depth_threshold_mm: f64,
+    /// Optical-density RMS of the relief signal at scar scales.
+    pub relief_signal: f64,
+    /// Anisotropy of shading (0 = no directional light).
+    pub shading_anisotropy: f64,
+}
+
+/// Everything one analysis produces.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    /// Scars, ids 1.. in raster order.
+    pub scars: Vec<Scar>,
+    /// Light used.
+    pub light: Light,
+    /// Calibration used.
+    pub calibration: Calibration,
+    /// Processing scale and signal figures.
+    pub processing: Processing,
+    /// Summary.
+    pub summary: Summary,
+    /// Things the reader must know.
+    pub warnings: Vec<String>,
+    /// Labels at processing resolution (for overlays).
+    pub regions: Regions,
+    /// Shading and chromophores (for overlays and reports).
+    pub intrinsics: Intrinsics,
+}
+
+/// Summarise a list of scars.
+pub fn summarize(scars: &[Scar], calibrated: bool) -> Summary {
+    let mut counts = TypeCounts::default();
+    for s in scars {
+        match s.kind {
+            ScarType::Icepick => counts.icepick += 1,
+            ScarType::Boxcar => counts.boxcar += 1,
+            ScarType::Rolling => counts.rolling += 1,
+        }
+    }
+    let n = scars.len();
+    let sum = |f: fn(&Scar) -> Option<f64>| -> Option<f64> {
+        calibrated.then(|| scars.iter().filter_map(f).sum())
+    };
+    Summary {
+        count: n,
+        total_area_mm2: sum(|s| s.area_mm2),
+        total_volume_mm3: sum(|s| s.volume_mm3),
+        mean_depth_mm: if n > 0 {
+            sum(|s| s.depth_mm).map(|v| v / n as f64)
+        } else {
+            None
+        },
+        counts_by_type: counts,
+        ecca_count_bin: match n {
+            0..=4 => "<5",
+            5..=20 => "5-20",
+            _ => ">20",
+        }
+        .into(),
+        goodman_baron_count_bin: match n {
+            0 => "0",
+            1..=10 => "1-10",
+            11..=20 => "11-20",
+            _ => ">20",
+        }
+        .into(),
+    }
+}
+
+/// Analyse one photo.
+pub fn analyze(planes: &RgbPlanes, p: &AnalyzeParams) -> Result<Analysis, AnalysisError> {
+    let (w, h) = (planes.width(), planes.height());
+    let calibrated = p.calibration.mm_per_px.is_some();
+    let mut warnings = Vec::new();
+    let cam_mm = match p.calibration.mm_per_px {
+        Some(v) if v.is_finite() && v > 0.0 && v < 10.0 => v,
+        Some(v) => {
+            return Err(AnalysisError::InvalidParameter {
+                name: "mm_per_px",
+                reason: format!("{v} is not a plausible pixel size (0 < mm_per_px < 10)"),
+            })
+        }
+        None => {
+            warnings.push(format!(
+                "no calibration: mm figures are absent; filter scales assume the photo's long side spans {} mm",
+                p.assumed_field_mm
+            ));
+            p.assumed_field_mm / w.max(h).max(1) as f64
+        }
+    };
+    for (name, v, lo, hi) in [
+        ("light_azimuth_deg", p.light_azimuth_deg, -360.0, 720.0),
+        ("light_elevation_deg", p.light_elevation_deg, 1.0, 89.0),
+    ] {
+        if let Some(v) = v {
+            if !(v.is_finite() && v >= lo && v <= hi) {
+                return Err(AnalysisError::InvalidParameter {
+                    name,
+                    reason: format!("{v} is outside {lo}…{hi}"),
+                });
+            }
+        }
+    }
+    let factor = ((p.processing_mm_per_px / cam_mm).floor() as usize).max(1);
+    let unit = cam_mm * factor as f64;
+    let min_side = 32;
+    if w / factor < min_side || h / factor < min_side {
+        return Err(AnalysisError::TooSmall {
+            width: w,
+            height: h,
+            min: min_side,
+        });
+    }
+    let px = |mm: f64| (mm / unit) as f32;
+
+    let norm = normalize(planes, factor, px(8.0));
+    if norm.clipped_fraction > 0.02 {
+        warnings.push(format!(
+            "{:.1} % of pixels are clipped to black or white: relief there is unknown",
+            100.0 * norm.clipped_fraction
+        ));
+    }
+    let intr = separate(&norm, px(0.15).max(1.0));
+    drop(norm);
+
+    let est = estimate_azimuth(&intr.shading.view(), unit);
+    let low_relief = est.relief_signal < 0.004 || est.anisotropy < 0.08;
+    if low_relief {
+        warnings.push(format!(
+            "too little relief signal (shading contrast {:.4} OD, directionality {:.2}): the photo looks frontally lit, cross-polarised or out of focus; scars cannot be measured reliably from it",
+            est.relief_signal, est.anisotropy
+        ));
+    }
+    let (azimuth_deg, source, confidence) = match p.light_azimuth_deg {
+        Some(a) => (a.rem_euclid(360.0), LightSource::Given, 1.0),
+        None => {
+            if est.confidence < 0.3 {
+                warnings.push(format!(
+                    "light azimuth estimated with low confidence ({:.2}); give --light-azimuth if known",
+                    est.confidence
+                ));
+            }
+            (est.azimuth_deg, LightSource::Estimated, est.confidence)
+        }
+    };
+    let (elevation_deg, elevation_source) = match p.light_elevation_deg {
+        Some(e) => (e, LightSource::Given),
+        None => (ASSUMED_ELEVATION_DEG, LightSource::Assumed),
+    };
+    let light = Light {
+        azimuth_deg,
+        elevation_deg,
+        source,
+        elevation_source,
+        confidence,
+    };
+    let rp = ReliefParams {
+        ambient: p.ambient,
+        ..Default::default()
+    };
+    let rel = relief(&intr.shading.view(), azimuth_deg, elevation_deg, unit, &rp);
+    if rel.shadow_fraction > 0.01 {
+        warnings.push(format!(
+            "{:.1} % of the skin is in attached shadow: depths of the steepest walls are lower bounds",
+            100.0 * rel.shadow_fraction
+        ));
+    }
+    let sp = SegmentParams {
+        background_sigma_px: px(5.0),
+        smooth_sigma_px: px(0.06).max(0.7),
+        min_depth: p.min_depth_mm as f32,
+        noise_k: p.noise_k as f32,
+        min_area_px: (std::f64::consts::PI * (0.5 * p.min_diameter_mm / unit).powi(2)).ceil()
+            as usize,
+    };
+    let regions = segment(&rel.height.view(), &sp);
+    let model_rel = match (source, elevation_source) {
+        (LightSource::Given, LightSource::Given) => 0.25,
+        (_, LightSource::Given) => 0.3,
+        _ => 0.5,
+    };
+    let depth_basis = format!(
+        "shading (Lambertian, ambient {:.2}) integrated along the light; azimuth {} {:.0}°, elevation {} {:.0}°",
+        p.ambient,
+        source_word(source),
+        azimuth_deg,
+        source_word(elevation_source),
+        elevation_deg
+    );
+    let ctx = MeasureContext {
+        factor,
+        proc_unit_per_px: unit,
+        calibrated,
+        model_rel_uncertainty: model_rel,
+        depth_basis,
+    };
+    let scars = measure(
+        &regions,
+        &rel.height.view(),
+        &intr.melanin.view(),
+        &intr.erythema.view(),
+        &ctx,
+    );
+    let summary = summarize(&scars, calibrated);
+    Ok(Analysis {
+        scars,
+        light,
+        calibration: Calibration {
+            mm_per_px: p.calibration.mm_per_px,
+            source: if calibrated {
+                p.calibration.source.clone()
+            } else {
+                "none".into()
+            },
+        },
+        processing: Processing {
+            factor,
+            mm_per_px: unit,
+            scale_assumed: !calibrated,
+            depth_noise_mm: regions.noise as f64,
+            depth_threshold_mm: regions.threshold as f64,
+            relief_signal: est.relief_signal,
+            shading_anisotropy: est.anisotropy,
+        },
+        summary,
+        warnings,
+        regions,
+        intrinsics: intr,
+    })
+}
+
+fn source_word(s: LightSource) -> &'static str {
+    match s {
+        LightSource::Given => "given",
+        LightSource::Estimated => "estimated",
+        LightSource::Assumed => "assumed",
+    }
+}

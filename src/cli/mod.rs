@@ -1,0 +1,29 @@
+//! Command-line interface: clap derive types, one file per subcommand. Each turns its
+//! arguments into a checked configuration and calls the library.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod synth;
+
+/// Measure atrophic acne scars in skin photographs and track them across sessions.
+#[derive(Debug, Parser)]
+#[command(name = "scarscope", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a synthetic study (phantom photos + ground truth).
+    Synth(synth::SynthArgs),
+}
+
+/// Run the parsed command; the exit code says whether anything failed.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Synth(a) => synth::run(a),
+    }
+}

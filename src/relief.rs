@@ -1,0 +1,405 @@
+//! Relief: shading + light direction → a height map in millimetres, with its noise level.
+//!
+//! Lambertian skin under a key light of azimuth a and elevation e, plus ambient α (a fraction
+//! of the key light), gives a ratio to flat skin of R = (sin(e − φ) + α)/(sin e + α), where
+//! tan φ is the slope of the surface along the in-plane direction u towards the light. The
+//! ratio is inverted pixel by pixel for that slope (exact in 1-D, so steep scar walls are not
+//! flattened by a linearisation), then the slope field is integrated in the Fourier domain:
+//! Z = −i k_u G / (k_u² + ε k_v² + k_c²). The small ε damps streaks across the light, k_c
+//! forgets offsets longer than a few centimetres; for round scars the ε term shrinks depths by
+//! exactly 1/(1 + √ε), which is corrected.
+//!
+//! When the light is not given, its azimuth is estimated: shading is the derivative of the
+//! relief along u, so the energy of its gradient is concentrated along u (structure tensor);
+//! which end of that axis the light comes from is decided by the relief it implies, since
+//! depressions dominate scarred skin. Elevation cannot be recovered from one Lambertian image
+//! (the bas-relief ambiguity: relief scale and cot e trade off), so without it a typical
+//! clinical elevation is assumed and the depth uncertainty widened accordingly.
+
+use std::sync::Arc;
+
+use ndarray::{Array2, ArrayView2, Axis, Zip};
+use rayon::prelude::*;
+use realfft::RealFftPlanner;
+use rustfft::num_complex::Complex32;
+use rustfft::FftPlanner;
+use serde::{Deserialize, Serialize};
+
+use crate::filters::{gaussian, gradient, robust_stats};
+
+/// Where a light direction came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LightSource {
+    /// Given by the user (command line or manifest).
+    Given,
+    /// Estimated from the photo.
+    Estimated,
+    /// Neither given nor estimable: a typical value assumed.
+    Assumed,
+}
+
+/// Key-light direction used for one photo.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Light {
+    /// Azimuth, degrees counter-clockwise on screen from the right edge.
+    pub azimuth_deg: f64,
+    /// Elevation above the skin plane, degrees.
+    pub elevation_deg: f64,
+    /// Source of the azimuth.
+    pub source: LightSource,
+    /// Source of the elevation.
+    pub elevation_source: LightSource,
+    /// Confidence in [0, 1] of the azimuth (1 when given).
+    pub confidence: f64,
+}
+
+/// Elevation assumed when none is given: the geometric middle of clinical raking light
+/// (25–60°) in cot e, which is what scales depth.
+pub const ASSUMED_ELEVATION_DEG: f64 = 42.0;
+
+/// Result of the azimuth estimate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AzimuthEstimate {
+    /// Azimuth, degrees in [0, 360).
+    pub azimuth_deg: f64,
+    /// Confidence in [0, 1].
+    pub confidence: f64,
+    /// Directional anisotropy of the shading gradient, (λ1 − λ2)/(λ1 + λ2).
+    pub anisotropy: f64,
+    /// Skewness of the implied relief (negative: depressions dominate, as expected).
+    pub skewness: f64,
+    /// RMS of band-passed shading (optical density): the relief signal's strength.
+    pub relief_signal: f64,
+}
+
+/// Band-pass of the shading at scar scales: finer than pores' noise, coarser than the
+/// lighting residue.
+fn band_pass(shading: &ArrayView2<f32>, mm_per_px: f64) -> Array2<f32> {
+    let s_fine = (0.08 / mm_per_px) as f32;
+    let s_coarse = (2.5 / mm_per_px) as f32;
+    let a = gaussian(shading, s_fine);
+    let b = gaussian(shading, s_coarse);
+    let mut out = a;
+    Zip::from(&mut out).and(&b).par_for_each(|o, c| *o -= c);
+    out
+}
+
+/// Estimate the light's azimuth from shading (see the module notes).
+pub fn estimate_azimuth(shading: &ArrayView2<f32>, mm_per_px: f64) -> AzimuthEstimate {
+    let bp = band_pass(shading, mm_per_px);
+    let (gx, gy) = gradient(&bp.view());
+    let (jxx, jxy, jyy) = gx
+        .axis_iter(Axis(0))
+        .into_par_iter()
+        .zip(gy.axis_iter(Axis(0)).into_par_iter())
+        .map(|(rx, ry)| {
+            let mut a = (0f64, 0f64, 0f64);
+            for (x, y) in rx.iter().zip(ry.iter()) {
+                let (x, y) = (*x as f64, *y as f64);
+                a.0 += x * x;
+                a.1 += x * y;
+                a.2 += y * y;
+            }
+            a
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .fold((0.0, 0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2));
+    let tr = jxx + jyy;
+    let diff = ((jxx - jyy).powi(2) + 4.0 * jxy * jxy).sqrt();
+    let anisotropy = if tr > 0.0 { diff / tr } else { 0.0 };
+    // Principal axis angle in image axes (y down), then to the screen convention (y up).
+    let theta = 0.5 * (2.0 * jxy).atan2(jxx - jyy);
+    let mut az = -theta;
+    // Sign: integrate the linearised slope (∝ shading density) along that direction.
+    let z = integrate_slope(&bp.view(), az, 0.05, 40.0 / mm_per_px);
+    let skew = skewness(&z.view());
+    if skew > 0.0 {
+        az += std::f64::consts::PI;
+    }
+    let (_, sd) = robust_stats(&bp.view());
+    let az_deg = az.to_degrees().rem_euclid(360.0);
+    // Isotropic relief lit from one side gives anisotropy 0.5; the sign is as trustworthy as
+    // the relief is lopsided.
+    let conf_axis = (anisotropy / 0.35).min(1.0);
+    let conf_sign = (skew.abs() / 0.6).min(1.0);
+    AzimuthEstimate {
+        azimuth_deg: az_deg,
+        confidence: conf_axis * conf_sign,
+        anisotropy,
+        skewness: if skew > 0.0 { -skew } else { skew },
+        relief_signal: sd as f64,
+    }
+}
+
+fn skewness(z: &ArrayView2<f32>) -> f64 {
+    let n = z.len().max(1) as f64;
+    let mean = z.iter().map(|v| *v as f64).sum::<f64>() / n;
+    let (m2, m3) = z.iter().fold((0f64, 0f64), |a, v| {
+        let d = *v as f64 - mean;
+        (a.0 + d * d, a.1 + d * d * d)
+    });
+    let (m2, m3) = (m2 / n, m3 / n);
+    if m2 <= 0.0 {
+        0.0
+    } else {
+        m3 / m2.powf(1.5)
+    }
+}
+
+/// Parameters of the relief stage.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ReliefParams {
+    /// Ambient light as a fraction of the key light.
+    pub ambient: f64,
+    /// Anisotropic regularisation ε of the integration.
+    pub epsilon: f64,
+    /// Offsets longer than this (mm) are forgotten by the integration.
+    pub cutoff_mm: f64,
+}
+
+impl Default for ReliefParams {
+    fn default() -> Self {
+        ReliefParams {
+            ambient: 0.1,
+            epsilon: 0.03,
+            cutoff_mm: 40.0,
+        }
+    }
+}
+
+/// A height map: up positive, mm (or processing pixels when the photo is uncalibrated).
+#[derive(Debug, Clone)]
+pub struct Relief {
+    /// Height relative to the mean surface.
+    pub height: Array2<f32>,
+    /// Fraction of pixels in attached shadow (slope there is only a lower bound).
+    pub shadow_fraction: f64,
+}
+
+/// Invert shading for the slope along the light and integrate it into a height map in the
+/// units of `unit_per_px` (mm per processing pixel).
+pub fn relief(
+    shading: &ArrayView2<f32>,
+    azimuth_deg: f64,
+    elevation_deg: f64,
+    unit_per_px: f64,
+    p: &ReliefParams,
+) -> Relief {
+    let e = elevation_deg.clamp(1.0, 89.0).to_radians();
+    let (se, alpha) = (e.sin(), p.ambient.max(0.0));
+    let mut shadow = 0usize;
+    let mut slope = Array2::<f32>::zeros(shading.dim());
+    Zip::from(&mut slope).and(shading).for_each(|g, s| {
+        let ratio = (-(*s as f64)).exp();
+        let arg = ratio * (se + alpha) - alpha;
+        if arg <= 0.0 {
+            shadow += 1;
+        }
+        let phi = e - arg.clamp(0.0, 1.0).asin();
+        *g = phi.tan().clamp(-4.0, 4.0) as f32;
+    });
+    // Slopes of healthy skin average to zero over a photo; remove any bias the model leaves.
+    let (med, _) = robust_stats(&slope.view());
+    slope.par_mapv_inplace(|v| v - med);
+    let mut z = integrate_slope(
+        &slope.view(),
+        azimuth_deg.to_radians(),
+        p.epsilon,
+        p.cutoff_mm / unit_per_px,
+    );
+    let gain = (1.0 + p.epsilon.sqrt()) * unit_per_px;
+    z.par_mapv_inplace(|v| v * gain as f32);
+    Relief {
+        height: z,
+        shadow_fraction: shadow as f64 / shading.len().max(1) as f64,
+    }
+}
+
+/// Sizes with only the factors 2, 3 and 5, which rustfft handles fastest.
+fn fast_len(n: usize) -> usize {
+    let mut m = n.max(2);
+    loop {
+        let mut k = m;
+        for p in [2, 3, 5] {
+            while k % p == 0 {
+                k /= p;
+            }
+        }
+        if k == 1 {
+            return m;
+        }
+        m += 1;
+    }
+}
+
+/// Integrate a slope field g = ∂z/∂u (u at `azimuth` radians, screen convention) into z,
+/// in units of g × pixels. Regularised as described in the module notes.
+pub fn integrate_slope(
+    g: &ArrayView2<f32>,
+    azimuth: f64,
+    epsilon: f64,
+    cutoff_px: f64,
+) -> Array2<f32> {
+    let (h, w) = g.dim();
+    // Zero padding with a cosine taper keeps the periodic FFT from wrapping scars around.
+    let pad = ((h.max(w) / 8).clamp(16, 256)).min(h.max(w));
+    let (hp, wp) = (fast_len(h + 2 * pad), fast_len(w + 2 * pad));
+    let mean = g.iter().map(|v| *v as f64).sum::<f64>() / g.len().max(1) as f64;
+    let taper = |i: usize, n: usize| -> f32 {
+        let t = pad.min(n / 4).max(1);
+        let d = i.min(n - 1 - i);
+        if d >= t {
+            1.0
+        } else {
+            (0.5 - 0.5 * (std::f32::consts::PI * (d as f32 + 0.5) / t as f32).cos()).max(0.0)
+        }
+    };
+    let mut buf = Array2::<f32>::zeros((hp, wp));
+    for (y, row) in g.axis_iter(Axis(0)).enumerate() {
+        let ty = taper(y, h);
+        let mut out = buf.row_mut(y + pad);
+        for (x, v) in row.iter().enumerate() {
+            out[x + pad] = (*v - mean as f32) * ty * taper(x, w);
+        }
+    }
+    let wc = wp / 2 + 1;
+    let mut rplan = RealFftPlanner::<f32>::new();
+    let r2c = rplan.plan_fft_forward(wp);
+    let c2r = rplan.plan_fft_inverse(wp);
+    // Row transforms, stored transposed (wc × hp) so column transforms run on contiguous rows.
+    let mut spec = Array2::<Complex32>::zeros((wc, hp));
+    let rows: Vec<Vec<Complex32>> = buf
+        .axis_iter(Axis(0))
+        .into_par_iter()
+        .map(|row| {
+            let mut input = row.to_vec();
+            let mut out = r2c.make_output_vec();
+            // Lengths come from the plan, so the transform cannot fail.
+            let _ = r2c.process(&mut input, &mut out);
+            out
+        })
+        .collect();
+    for (y, r) in rows.iter().enumerate() {
+        for (kx, v) in r.iter().enumerate() {
+            spec[[kx, y]] = *v;
+        }
+    }
+    drop(rows);
+    let mut cplan = FftPlanner::<f32>::new();
+    let fwd: Arc<dyn rustfft::Fft<f32>> = cplan.plan_fft_forward(hp);
+    let inv: Arc<dyn rustfft::Fft<f32>> = cplan.plan_fft_inverse(hp);
+    let (ca, sa) = (azimuth.cos() as f32, azimuth.sin() as f32);
+    let kc2 = {
+        let k = 2.0 * std::f64::consts::PI / cutoff_px.max(2.0);
+        (k * k) as f32
+    };
+    let eps = epsilon as f32;
+    let norm = 1.0 / (hp as f32 * wp as f32);
+    spec.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(jx, mut col)| {
+            let Some(col) = col.as_slice_mut() else {
+                return;
+            };
+            fwd.process(col);
+            let kx = 2.0 * std::f32::consts::PI * jx as f32 / wp as f32;
+            let nyquist_x = wp % 2 == 0 && jx == wc - 1;
+            for (iy, v) in col.iter_mut().enumerate() {
+                let fy = if iy <= hp / 2 {
+                    iy as f32
+                } else {
+                    iy as f32 - hp as f32
+                };
+                let ky = 2.0 * std::f32::consts::PI * fy / hp as f32;
+                // u = (cos a, −sin a) in image axes (y down).
+                let ku = kx * ca - ky * sa;
+                let kv2 = kx * kx + ky * ky - ku * ku;
+                let den = ku * ku + eps * kv2 + kc2;
+                if nyquist_x || den <= 0.0 {
+                    *v = Complex32::new(0.0, 0.0);
+                } else {
+                    // Z = −i k_u G / den
+                    let f = ku / den * norm;
+                    *v = Complex32::new(v.im * f, -v.re * f);
+                }
+            }
+            inv.process(col);
+        });
+    let mut z = Array2::<f32>::zeros((h, w));
+    z.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .for_each_init(
+            || (vec![Complex32::new(0.0, 0.0); wc], vec![0f32; wp]),
+            |(cin, rout), (y, mut zr)| {
+                for (kx, c) in cin.iter_mut().enumerate() {
+                    *c = spec[[kx, y + pad]];
+                }
+                cin[0].im = 0.0;
+                if wp % 2 == 0 {
+                    cin[wc - 1].im = 0.0;
+                }
+                let _ = c2r.process(cin, rout);
+                for (x, o) in zr.iter_mut().enumerate() {
+                    *o = rout[x + pad];
+                }
+            },
+        );
+    z
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pit(h: usize, w: usize, r: f32, d: f32) -> Array2<f32> {
+        Array2::from_shape_fn((h, w), |(y, x)| {
+            let rr =
+                ((x as f32 - w as f32 / 2.0).powi(2) + (y as f32 - h as f32 / 2.0).powi(2)).sqrt();
+            -d * (-(rr / r).powi(2)).exp()
+        })
+    }
+
+    #[test]
+    fn integrating_the_directional_derivative_recovers_a_round_pit_at_any_azimuth() {
+        let z = pit(160, 200, 12.0, 3.0);
+        let (gx, gy) = gradient(&z.view());
+        for az_deg in [0.0f64, 37.0, 90.0, 200.0, 300.0] {
+            let a = az_deg.to_radians();
+            let (c, s) = (a.cos() as f32, a.sin() as f32);
+            let g = Zip::from(&gx).and(&gy).map_collect(|x, y| x * c - y * s);
+            let mut zr = integrate_slope(&g.view(), a, 0.03, 1000.0);
+            zr.mapv_inplace(|v| v * (1.0 + 0.03f32.sqrt()));
+            let depth = zr[[0, 0]] - zr[[80, 100]];
+            assert!((depth - 3.0).abs() < 0.3, "az {az_deg}: depth {depth}");
+        }
+    }
+
+    #[test]
+    fn azimuth_of_a_lit_pit_field_is_found_within_a_few_degrees() {
+        // A field of pits shaded by the linear model under light from 130°.
+        let (h, w) = (300, 300);
+        let mut z = Array2::<f32>::zeros((h, w));
+        for i in 0..16 {
+            let cx = 30.0 + 60.0 * (i % 4) as f32 + 5.0 * (i as f32).sin();
+            let cy = 40.0 + 70.0 * (i / 4) as f32;
+            Zip::indexed(&mut z).for_each(|(y, x), v| {
+                let r2 = (x as f32 - cx).powi(2) + (y as f32 - cy).powi(2);
+                *v -= 0.6 * (-(r2 / 64.0)).exp();
+            });
+        }
+        let a = 130f64.to_radians();
+        let (gx, gy) = gradient(&z.view());
+        // Shading density ≈ slope along u × tan e: positive where the surface faces away.
+        let sh = Zip::from(&gx)
+            .and(&gy)
+            .map_collect(|x, y| 0.5 * (x * a.cos() as f32 - y * a.sin() as f32));
+        let est = estimate_azimuth(&sh.view(), 0.1);
+        let err = ((est.azimuth_deg - 130.0 + 540.0) % 360.0 - 180.0).abs();
+        assert!(err < 5.0, "estimated {}", est.azimuth_deg);
+        assert!(est.confidence > 0.5);
+    }
+}
