@@ -25,6 +25,7 @@ fn main() {
             sessions: 1,
             light_elevation_deg: Some(el),
             skin_melanin: Some(mel),
+            scars: std::env::var("NOSCARS").is_err(),
             ..Default::default()
         };
         let s = Subject::generate("x", 1000 + i as u64, &cfg);

@@ -90,7 +90,7 @@ fn main() {
     }
     save(&a.intrinsics.shading, -0.5, 0.5, "/tmp/dbg_shading.png");
     save(&a.intrinsics.melanin, -0.5, 0.5, "/tmp/dbg_melanin.png");
-    save(&a.regions.depth, -0.3, 0.6, "/tmp/dbg_depth.png");
+    save(&a.regions.snr, -2.0, 10.0, "/tmp/dbg_depth.png");
     let lab = a.regions.labels.mapv(|l| if l > 0 { 1.0 } else { 0.0 });
     save(&lab, 0.0, 1.0, "/tmp/dbg_labels.png");
     println!(

@@ -79,8 +79,8 @@ impl Default for AnalyzeParams {
             light_elevation_deg: None,
             ambient: ReliefParams::default().ambient,
             processing_mm_per_px: 0.1,
-            min_depth_mm: 0.04,
-            noise_k: 4.0,
+            min_depth_mm: 0.05,
+            noise_k: 5.0,
             min_diameter_mm: 0.35,
             assumed_field_mm: 60.0,
         }
@@ -295,11 +295,24 @@ pub fn analyze(planes: &RgbPlanes, p: &AnalyzeParams) -> Result<Analysis, Analys
             100.0 * rel.shadow_fraction
         ));
     }
+    // Detection scales from the smallest icepick (0.5 mm) to the largest rolling scar (8 mm):
+    // a difference of Gaussians with centre σ responds best to a pit of radius ≈ 1.5–2 σ.
+    let mut scales_px = Vec::new();
+    // Pores (0.1–0.2 mm) are real depressions but not scars: the finest scale sits above them.
+    let mut s_mm = 0.2;
+    while s_mm <= 2.4 {
+        let s = px(s_mm).max(0.8);
+        if scales_px.last().is_none_or(|l: &f32| s > l * 1.2) {
+            scales_px.push(s);
+        }
+        s_mm *= 1.5;
+    }
     let sp = SegmentParams {
-        background_sigma_px: px(5.0),
-        smooth_sigma_px: px(0.06).max(0.7),
+        scales_px,
+        surround_ratio: 2.5,
+        snr_seed: p.noise_k as f32,
+        snr_extent: 0.5 * p.noise_k as f32,
         min_depth: p.min_depth_mm as f32,
-        noise_k: p.noise_k as f32,
         min_area_px: (std::f64::consts::PI * (0.5 * p.min_diameter_mm / unit).powi(2)).ceil()
             as usize,
     };

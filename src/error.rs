@@ -4,6 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::analyze::AnalysisError;
+use crate::report::WriteError;
+
 /// Why a photo could not be turned into linear-light planes.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -183,6 +186,31 @@ pub enum Error {
     /// A photo could not be loaded.
     #[error(transparent)]
     Load(#[from] LoadError),
+
+    /// A photo was loaded but could not be analysed.
+    #[error("{}: cannot analyse: {source}", .path.display())]
+    Analysis {
+        /// The photo.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: AnalysisError,
+    },
+
+    /// An output file could not be written.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+impl Error {
+    /// The file this error is about: the photo, or the output that could not be written.
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::Load(e) => e.path(),
+            Self::Analysis { path, .. } => path,
+            Self::Write(e) => &e.path,
+        }
+    }
 }
 
 /// "10000 MP", "12.3 MP": whole numbers without a decimal so a limit reads as typed.
@@ -231,6 +259,22 @@ mod tests {
              (raise it with --max-megapixels)"
         );
         assert_eq!(e.path(), Path::new("photo.jpg"));
+    }
+
+    #[test]
+    fn analysis_error_names_the_photo_and_the_cause() {
+        let e = Error::Analysis {
+            path: PathBuf::from("tiny.png"),
+            source: AnalysisError::TooSmall {
+                width: 10,
+                height: 10,
+                min: 32,
+            },
+        };
+        assert!(e
+            .to_string()
+            .starts_with("tiny.png: cannot analyse: the photo is 10×10 px"));
+        assert_eq!(e.path(), Path::new("tiny.png"));
     }
 
     #[test]

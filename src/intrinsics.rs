@@ -107,8 +107,12 @@ mod tests {
         let blob = |y: usize, x: usize, cy: f32, cx: f32, r: f32| {
             (-((x as f32 - cx).powi(2) + (y as f32 - cy).powi(2)) / (2.0 * r * r)).exp()
         };
-        let m = |y: usize, x: usize| 0.4 * blob(y, x, 60.0, 50.0, 12.0) + 0.5 * blob(y, x, 150.0, 120.0, 6.0);
-        let e = |y: usize, x: usize| 0.3 * blob(y, x, 80.0, 140.0, 15.0) + 0.4 * blob(y, x, 140.0, 40.0, 8.0);
+        let m = |y: usize, x: usize| {
+            0.4 * blob(y, x, 60.0, 50.0, 12.0) + 0.5 * blob(y, x, 150.0, 120.0, 6.0)
+        };
+        let e = |y: usize, x: usize| {
+            0.3 * blob(y, x, 80.0, 140.0, 15.0) + 0.4 * blob(y, x, 140.0, 40.0, 8.0)
+        };
         let mk = |c: usize| {
             Array2::from_shape_fn((h, w), |(y, x)| {
                 shade(y, x) + m(y, x) * mel[c] + e(y, x) * hae[c]
@@ -122,7 +126,12 @@ mod tests {
         };
         let i = separate(&n, 1.0);
         // Without the separation the pigment would dominate: check it is removed.
-        let raw: f32 = (0..h * w).map(|k| { let (y, x) = (k / w, k % w); (m(y, x) * 1.333 + e(y, x) * 0.667).powi(2) }).sum();
+        let raw: f32 = (0..h * w)
+            .map(|k| {
+                let (y, x) = (k / w, k % w);
+                (m(y, x) * 1.333 + e(y, x) * 0.667).powi(2)
+            })
+            .sum();
         assert!(raw > 4.0 * (0..h * w).map(|k| shade(k / w, k % w).powi(2)).sum::<f32>());
         let mut err = 0f32;
         let mut sig = 0f32;

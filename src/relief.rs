@@ -76,7 +76,8 @@ pub struct AzimuthEstimate {
 /// Band-pass of the shading at scar scales: finer than pores' noise, coarser than the
 /// lighting residue.
 fn band_pass(shading: &ArrayView2<f32>, mm_per_px: f64) -> Array2<f32> {
-    let s_fine = (0.08 / mm_per_px) as f32;
+    // Fine end above pores and furrows (0.1–0.2 mm), whose texture is strongly directional.
+    let s_fine = (0.2 / mm_per_px) as f32;
     let s_coarse = (2.5 / mm_per_px) as f32;
     let a = gaussian(shading, s_fine);
     let b = gaussian(shading, s_coarse);
@@ -97,9 +98,11 @@ pub fn estimate_azimuth(shading: &ArrayView2<f32>, mm_per_px: f64) -> AzimuthEst
             let mut a = (0f64, 0f64, 0f64);
             for (x, y) in rx.iter().zip(ry.iter()) {
                 let (x, y) = (*x as f64, *y as f64);
-                a.0 += x * x;
-                a.1 += x * y;
-                a.2 += y * y;
+                // Weighting by |∇|² lets the strong walls of scars outvote skin texture.
+                let m = x * x + y * y;
+                a.0 += m * x * x;
+                a.1 += m * x * y;
+                a.2 += m * y * y;
             }
             a
         })

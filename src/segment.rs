@@ -1,13 +1,19 @@
 //! Segmentation: relief map → labelled depressed regions, one label per scar.
 //!
-//! The relief is first referred to the local healthy-skin surface (a wide low-pass of the
-//! relief that ignores the depressions it finds, so cheek curvature is not depth). Depth is
-//! then smoothed just enough to quiet pores, and flooded from its deepest points downwards
-//! (a union-find watershed): two basins merge only when the ridge between them is shallow
-//! compared with the smaller one, so neighbouring scars stay apart while a noisy floor stays
-//! one scar. A basin counts as a scar when its deepest point clears both a noise threshold
-//! (from the photo's own healthy skin) and a physical floor, and it then grows down to 10 %
-//! of its own depth (the footprint rule of DOMAIN.md §4), never into a neighbour.
+//! Integrated shading carries noise whose power grows towards long wavelengths (a random walk
+//! along the light), so a single depth threshold either drowns small scars or invents large
+//! ones. Detection therefore works in scale space: at each scale σ (icepick to rolling), a
+//! difference of Gaussians of the relief compares a disc of radius ~σ with its surroundings,
+//! and is divided by its own robust noise level, measured on the photo itself. Each pixel
+//! keeps its best scale's signal-to-noise ratio. Scar cores are flooded from the strongest
+//! responses downwards (a union-find watershed: two cores merge only when the ridge between
+//! them is shallow compared with the weaker one, so neighbouring scars stay apart while a
+//! noisy floor stays one scar).
+//!
+//! Each core then grows its footprint by the rule of DOMAIN.md §4: depth is taken against a
+//! plane fitted to the healthy skin around the core, and the footprint is the connected set
+//! deeper than 10 % of the core's maximum (and above that ring's own noise), never entering
+//! a neighbour.
 
 use std::cmp::Ordering;
 
@@ -16,16 +22,18 @@ use ndarray::{Array2, ArrayView2, Zip};
 use crate::filters::{gaussian, robust_stats};
 
 /// Parameters of segmentation (scales in processing pixels, depths in relief units).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SegmentParams {
-    /// σ of the healthy-skin reference surface, px.
-    pub background_sigma_px: f32,
-    /// σ of the smoothing applied to depth before flooding, px.
-    pub smooth_sigma_px: f32,
+    /// Scales (Gaussian σ, px) of the detection, smallest first.
+    pub scales_px: Vec<f32>,
+    /// Ratio of the surround σ to the centre σ of each difference of Gaussians.
+    pub surround_ratio: f32,
+    /// Signal-to-noise ratio a core must reach.
+    pub snr_seed: f32,
+    /// Signal-to-noise ratio down to which a core is flooded.
+    pub snr_extent: f32,
     /// Depth a scar must reach regardless of noise (relief units).
     pub min_depth: f32,
-    /// Scars must reach this many noise σ.
-    pub noise_k: f32,
     /// Smallest footprint kept, px.
     pub min_area_px: usize,
 }
@@ -33,39 +41,43 @@ pub struct SegmentParams {
 /// Labelled scars.
 #[derive(Debug, Clone)]
 pub struct Regions {
-    /// Depth below the healthy-skin reference (relief units, positive down).
-    pub depth: Array2<f32>,
-    /// 0 = healthy skin, 1..=count = scar.
+    /// Best-scale signal-to-noise ratio of a depression at each pixel.
+    pub snr: Array2<f32>,
+    /// 0 = healthy skin, 1..=count = scar footprints.
     pub labels: Array2<u32>,
     /// Number of scars.
     pub count: usize,
-    /// Robust σ of depth over the photo (relief units).
+    /// Median over scales of the robust depth noise (relief units).
     pub noise: f32,
-    /// Depth threshold that a scar's deepest point had to clear.
+    /// Depth at the detection scale that a core's SNR threshold corresponds to, at the
+    /// finest scale (relief units).
     pub threshold: f32,
 }
 
-/// Depth below the healthy-skin reference surface.
-pub fn depth_map(height: &ArrayView2<f32>, sigma_px: f32) -> Array2<f32> {
-    // First pass: reference from everything.
-    let bg0 = gaussian(height, sigma_px);
-    let d0 = Zip::from(&bg0).and(height).map_collect(|b, z| b - z);
-    let (_, sd) = robust_stats(&d0.view());
-    // Second pass: normalised convolution that leaves out clear depressions and bumps, so
-    // neither drags the reference towards itself.
-    let cut = 2.5 * sd;
-    let wts = d0.mapv(|d| if d.abs() > cut { 0.0f32 } else { 1.0 });
-    let zw = Zip::from(height).and(&wts).map_collect(|z, w| z * w);
-    let num = gaussian(&zw.view(), sigma_px);
-    let den = gaussian(&wts.view(), sigma_px);
-    Zip::from(&num)
-        .and(&den)
-        .and(height)
-        .and(&bg0)
-        .map_collect(|n, d, z, b| {
-            let reference = if *d > 0.05 { n / d } else { *b };
-            reference - z
-        })
+/// Best-scale SNR of depressions, and the median noise level over scales.
+pub fn scale_space_snr(height: &ArrayView2<f32>, p: &SegmentParams) -> (Array2<f32>, f32, f32) {
+    let mut best = Array2::<f32>::zeros(height.dim());
+    let mut noises = Vec::new();
+    for &s in &p.scales_px {
+        let c = gaussian(height, s);
+        let sur = gaussian(height, s * p.surround_ratio);
+        // Depth of the centre below its surround: positive in a depression.
+        let d = Zip::from(&sur).and(&c).par_map_collect(|a, b| a - b);
+        let (med, sd) = robust_stats(&d.view());
+        let sd = sd.max(1e-9);
+        noises.push(sd);
+        Zip::from(&mut best).and(&d).par_for_each(|b, v| {
+            let snr = (v - med) / sd;
+            if snr > *b {
+                *b = snr;
+            }
+        });
+    }
+    let first = noises.first().copied().unwrap_or(0.0);
+    let mut sorted = noises.clone();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let med = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
+    (best, med, first)
 }
 
 struct Basin {
@@ -82,22 +94,22 @@ fn find(b: &mut [Basin], mut i: u32) -> u32 {
     i
 }
 
-/// Segment the relief into scars.
-pub fn segment(height: &ArrayView2<f32>, p: &SegmentParams) -> Regions {
-    let depth = depth_map(height, p.background_sigma_px);
-    let ds = gaussian(&depth.view(), p.smooth_sigma_px);
-    let (h, w) = ds.dim();
-    let (_, noise) = robust_stats(&ds.view());
-    let t_hi = (p.noise_k * noise).max(p.min_depth);
-    let t_lo = (0.5 * t_hi).max(1.5 * noise);
+fn neighbours(i: usize, w: usize, h: usize) -> [Option<usize>; 4] {
+    let (y, x) = (i / w, i % w);
+    [
+        (x > 0).then(|| i - 1),
+        (x + 1 < w).then(|| i + 1),
+        (y > 0).then(|| i - w),
+        (y + 1 < h).then(|| i + w),
+    ]
+}
 
-    // Pixels deep enough to belong to some basin, deepest first (ties by index: deterministic).
-    let flat = ds
-        .as_slice()
-        .map(|s| s.to_vec())
-        .unwrap_or_else(|| ds.iter().copied().collect());
+/// Flood the SNR map from its maxima; returns core labels (0 = none) and their count.
+fn cores(snr: &Array2<f32>, p: &SegmentParams) -> (Vec<u32>, usize) {
+    let (h, w) = snr.dim();
+    let flat: Vec<f32> = snr.iter().copied().collect();
     let mut order: Vec<u32> = (0..flat.len() as u32)
-        .filter(|&i| flat[i as usize] > 0.1 * t_hi.min(t_lo))
+        .filter(|&i| flat[i as usize] > p.snr_extent)
         .collect();
     order.sort_unstable_by(|&a, &b| {
         flat[b as usize]
@@ -105,27 +117,13 @@ pub fn segment(height: &ArrayView2<f32>, p: &SegmentParams) -> Regions {
             .unwrap_or(Ordering::Equal)
             .then(a.cmp(&b))
     });
-
     let mut lab = vec![u32::MAX; flat.len()];
     let mut basins: Vec<Basin> = Vec::new();
-    let nbrs = |i: usize| -> [Option<usize>; 4] {
-        let (y, x) = (i / w, i % w);
-        [
-            (x > 0).then(|| i - 1),
-            (x + 1 < w).then(|| i + 1),
-            (y > 0).then(|| i - w),
-            (y + 1 < h).then(|| i + w),
-        ]
-    };
-    // Phase 1: flood above t_lo, merging basins separated by shallow ridges.
     for &iu in &order {
         let i = iu as usize;
         let v = flat[i];
-        if v <= t_lo {
-            break;
-        }
         let mut roots: Vec<u32> = Vec::with_capacity(4);
-        for j in nbrs(i).into_iter().flatten() {
+        for j in neighbours(i, w, h).into_iter().flatten() {
             if lab[j] != u32::MAX {
                 let r = find(&mut basins, lab[j]);
                 if !roots.contains(&r) {
@@ -141,7 +139,6 @@ pub fn segment(height: &ArrayView2<f32>, p: &SegmentParams) -> Regions {
             lab[i] = basins.len() as u32 - 1;
             continue;
         }
-        // Deepest basin first; merge the others into it when their dynamic is small.
         roots.sort_by(|a, b| {
             basins[*b as usize]
                 .peak
@@ -152,69 +149,180 @@ pub fn segment(height: &ArrayView2<f32>, p: &SegmentParams) -> Regions {
         let main = roots[0];
         for &r in &roots[1..] {
             let pr = basins[r as usize].peak;
-            let dynamic = pr - v;
-            if pr < t_hi || dynamic < (0.3 * pr).max(2.0 * noise) {
+            // A weak core, or one separated by a shallow ridge, is part of its neighbour.
+            if pr < p.snr_seed || pr - v < (0.35 * pr).max(2.0) {
                 basins[r as usize].parent = main;
             }
         }
         lab[i] = main;
     }
-    // Phase 2: each scar grows down to 10 % of its own depth, first come first served.
-    for &iu in &order {
-        let i = iu as usize;
-        if lab[i] != u32::MAX {
-            continue;
-        }
-        let v = flat[i];
-        let mut best: Option<u32> = None;
-        for j in nbrs(i).into_iter().flatten() {
-            if lab[j] != u32::MAX {
-                let r = find(&mut basins, lab[j]);
-                if basins[r as usize].peak >= t_hi && v > 0.1 * basins[r as usize].peak {
-                    best = match best {
-                        Some(b) if basins[b as usize].peak >= basins[r as usize].peak => Some(b),
-                        _ => Some(r),
-                    };
-                }
-            }
-        }
-        if let Some(b) = best {
-            lab[i] = b;
-        }
-    }
-    // Compact labels for basins deep enough and large enough, in raster order of first pixel.
-    let mut sizes = vec![0usize; basins.len()];
-    let mut root_of = vec![0u32; flat.len()];
-    for i in 0..flat.len() {
-        if lab[i] != u32::MAX {
-            let r = find(&mut basins, lab[i]);
-            root_of[i] = r;
-            sizes[r as usize] += 1;
-        }
-    }
     let mut new_id = vec![0u32; basins.len()];
     let mut count = 0u32;
-    let mut labels = Array2::<u32>::zeros((h, w));
-    for (i, l) in labels.iter_mut().enumerate() {
+    let mut out = vec![0u32; flat.len()];
+    for i in 0..flat.len() {
         if lab[i] == u32::MAX {
             continue;
         }
-        let r = root_of[i] as usize;
-        if basins[r].peak < t_hi || sizes[r] < p.min_area_px {
+        let r = find(&mut basins, lab[i]) as usize;
+        if basins[r].peak < p.snr_seed {
             continue;
         }
         if new_id[r] == 0 {
             count += 1;
             new_id[r] = count;
         }
-        *l = new_id[r];
+        out[i] = new_id[r];
     }
+    (out, count as usize)
+}
+
+/// Segment the relief into scar footprints.
+pub fn segment(height: &ArrayView2<f32>, p: &SegmentParams) -> Regions {
+    let (h, w) = height.dim();
+    let (snr, noise, fine_noise) = scale_space_snr(height, p);
+    let (core, n_cores) = cores(&snr, p);
+
+    // Bounding boxes of cores.
+    let mut boxes = vec![(usize::MAX, usize::MAX, 0usize, 0usize); n_cores];
+    for (i, &l) in core.iter().enumerate() {
+        if l > 0 {
+            let b = &mut boxes[l as usize - 1];
+            let (y, x) = (i / w, i % w);
+            b.0 = b.0.min(x);
+            b.1 = b.1.min(y);
+            b.2 = b.2.max(x);
+            b.3 = b.3.max(y);
+        }
+    }
+    // Strongest cores grow first; ties by label (raster order of first pixel).
+    let mut peak = vec![0f32; n_cores];
+    for (i, &l) in core.iter().enumerate() {
+        if l > 0 {
+            let v = snr.as_slice().map(|s| s[i]).unwrap_or(0.0);
+            peak[l as usize - 1] = peak[l as usize - 1].max(v);
+        }
+    }
+    let mut order: Vec<usize> = (0..n_cores).collect();
+    order.sort_by(|&a, &b| peak[b].total_cmp(&peak[a]).then(a.cmp(&b)));
+
+    let z: Vec<f32> = height.iter().copied().collect();
+    let snr_flat: Vec<f32> = snr.iter().copied().collect();
+    let mut labels = vec![0u32; w * h];
+    let mut next = 0u32;
+    let mut stack = Vec::new();
+    for k in order {
+        let lab = k as u32 + 1;
+        let (x0, y0, x1, y1) = boxes[k];
+        let m = ((x1 - x0).max(y1 - y0) / 2 + 1).max(4);
+        let (wx0, wy0) = (x0.saturating_sub(m), y0.saturating_sub(m));
+        let (wx1, wy1) = ((x1 + m).min(w - 1), (y1 + m).min(h - 1));
+        let (cx, cy) = ((x0 + x1) as f64 / 2.0, (y0 + y1) as f64 / 2.0);
+        // Plane through the healthy ring: not in any core, not claimed, no depression signal.
+        let mut ata = [[0f64; 3]; 3];
+        let mut atb = [0f64; 3];
+        let mut ring = Vec::new();
+        for y in wy0..=wy1 {
+            for x in wx0..=wx1 {
+                let i = y * w + x;
+                if core[i] != 0 || labels[i] != 0 || snr_flat[i] > p.snr_extent {
+                    continue;
+                }
+                let v = [1.0, x as f64 - cx, y as f64 - cy];
+                for a in 0..3 {
+                    for b in 0..3 {
+                        ata[a][b] += v[a] * v[b];
+                    }
+                    atb[a] += v[a] * z[i] as f64;
+                }
+                ring.push(i);
+            }
+        }
+        let plane = crate::measure::solve3(ata, atb).unwrap_or([
+            if ring.is_empty() {
+                0.0
+            } else {
+                atb[0] / ring.len() as f64
+            },
+            0.0,
+            0.0,
+        ]);
+        let depth_at = |i: usize| -> f32 {
+            let (y, x) = (i / w, i % w);
+            (plane[0] + plane[1] * (x as f64 - cx) + plane[2] * (y as f64 - cy)) as f32 - z[i]
+        };
+        let ring_sd = if ring.len() > 3 {
+            (ring.iter().map(|&i| depth_at(i).powi(2)).sum::<f32>() / (ring.len() - 3) as f32)
+                .sqrt()
+        } else {
+            fine_noise
+        };
+        let mut max_d = f32::MIN;
+        for y in y0..=y1 {
+            for x in x0..=x1 {
+                let i = y * w + x;
+                if core[i] == lab && labels[i] == 0 {
+                    max_d = max_d.max(depth_at(i));
+                }
+            }
+        }
+        if max_d < p.min_depth.max(3.0 * ring_sd) {
+            continue;
+        }
+        let thr = (0.1 * max_d).max(ring_sd);
+        next += 1;
+        let id = next;
+        stack.clear();
+        for y in y0..=y1 {
+            for x in x0..=x1 {
+                let i = y * w + x;
+                if core[i] == lab && labels[i] == 0 && depth_at(i) > thr {
+                    labels[i] = id;
+                    stack.push(i);
+                }
+            }
+        }
+        let mut size = stack.len();
+        while let Some(i) = stack.pop() {
+            for j in neighbours(i, w, h).into_iter().flatten() {
+                let (y, x) = (j / w, j % w);
+                if x < wx0 || x > wx1 || y < wy0 || y > wy1 {
+                    continue;
+                }
+                if labels[j] == 0 && (core[j] == 0 || core[j] == lab) && depth_at(j) > thr {
+                    labels[j] = id;
+                    stack.push(j);
+                    size += 1;
+                }
+            }
+        }
+        if size < p.min_area_px {
+            for l in labels.iter_mut() {
+                if *l == id {
+                    *l = 0;
+                }
+            }
+            next -= 1;
+        }
+    }
+    // Renumber in raster order so labels do not depend on growth order.
+    let mut map = vec![0u32; next as usize + 1];
+    let mut count = 0u32;
+    for l in labels.iter_mut() {
+        if *l > 0 {
+            if map[*l as usize] == 0 {
+                count += 1;
+                map[*l as usize] = count;
+            }
+            *l = map[*l as usize];
+        }
+    }
+    let labels = Array2::from_shape_vec((h, w), labels).unwrap_or_else(|_| Array2::zeros((h, w)));
     Regions {
-        depth,
+        snr,
         labels,
         count: count as usize,
         noise,
-        threshold: t_hi,
+        threshold: p.snr_seed * fine_noise,
     }
 }
 
@@ -224,12 +332,19 @@ mod tests {
 
     fn params() -> SegmentParams {
         SegmentParams {
-            background_sigma_px: 40.0,
-            smooth_sigma_px: 1.0,
+            scales_px: vec![1.5, 2.25, 3.4, 5.0, 7.6],
+            surround_ratio: 2.5,
+            snr_seed: 5.0,
+            snr_extent: 2.5,
             min_depth: 0.05,
-            noise_k: 4.0,
             min_area_px: 4,
         }
+    }
+
+    /// Deterministic pseudo-noise so the SNR has a floor to work against.
+    fn noise(y: usize, x: usize) -> f32 {
+        let v = ((x * 7919 + y * 104_729) % 1000) as f32 / 1000.0 - 0.5;
+        0.01 * v
     }
 
     #[test]
@@ -243,12 +358,14 @@ mod tests {
             if (20..40).contains(&y) && (150..180).contains(&x) {
                 v -= 0.3 + 0.01 * ((x as f32) * 1.7).sin();
             }
-            v
+            v + noise(y, x)
         });
         let r = segment(&z.view(), &params());
         assert_eq!(r.count, 3, "labels found: {}", r.count);
         assert_ne!(r.labels[[60, 80]], r.labels[[60, 104]]);
+        assert_ne!(r.labels[[60, 80]], 0);
         assert_eq!(r.labels[[25, 155]], r.labels[[35, 175]]);
+        assert_ne!(r.labels[[25, 155]], 0);
         assert_eq!(r.labels[[5, 5]], 0);
     }
 
@@ -256,8 +373,25 @@ mod tests {
     fn a_bump_is_not_a_scar() {
         let z = Array2::from_shape_fn((80, 80), |(y, x)| {
             let r2 = (x as f32 - 40.0).powi(2) + (y as f32 - 40.0).powi(2);
-            0.5 * (-(r2) / 50.0).exp()
+            0.5 * (-(r2) / 50.0).exp() + noise(y, x)
         });
         assert_eq!(segment(&z.view(), &params()).count, 0);
+    }
+
+    #[test]
+    fn footprint_of_a_cone_reaches_ten_percent_of_its_depth() {
+        // Cone of radius 20 px: depth > 10 % of max within r < 18 px → area π·18².
+        let z = Array2::from_shape_fn((100, 100), |(y, x)| {
+            let r = ((x as f32 - 50.0).powi(2) + (y as f32 - 50.0).powi(2)).sqrt();
+            -(1.0 - r / 20.0).max(0.0) + noise(y, x)
+        });
+        let r = segment(&z.view(), &params());
+        assert_eq!(r.count, 1);
+        let area = r.labels.iter().filter(|&&l| l == 1).count() as f32;
+        let expect = std::f32::consts::PI * 18.0 * 18.0;
+        assert!(
+            (area - expect).abs() / expect < 0.1,
+            "area {area} vs {expect}"
+        );
     }
 }

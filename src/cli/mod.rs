@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod analyze;
+mod eval;
 mod synth;
 
 /// Measure atrophic acne scars in skin photographs and track them across sessions.
@@ -17,6 +19,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Measure the scars in photos and write the JSON report (and overlays).
+    Analyze(analyze::AnalyzeArgs),
+    /// Score an analyze report against a synthetic photo's ground truth.
+    Eval(eval::EvalArgs),
     /// Write a synthetic study (phantom photos + ground truth).
     Synth(synth::SynthArgs),
 }
@@ -24,6 +30,8 @@ enum Command {
 /// Run the parsed command; the exit code says whether anything failed.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Analyze(a) => analyze::run(a),
+        Command::Eval(a) => eval::run(a),
         Command::Synth(a) => synth::run(a),
     }
 }
