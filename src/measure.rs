@@ -10,6 +10,7 @@
 use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 
+use crate::filters::solve3;
 pub use crate::phantom::ScarType;
 use crate::segment::Regions;
 
@@ -269,28 +270,6 @@ pub fn measure(
         s.id = i as u32 + 1;
     }
     scars
-}
-
-/// Solve a 3×3 symmetric system by Cramer's rule; None when singular.
-pub(crate) fn solve3(a: [[f64; 3]; 3], b: [f64; 3]) -> Option<[f64; 3]> {
-    let det = |m: &[[f64; 3]; 3]| {
-        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
-            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
-            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
-    };
-    let d = det(&a);
-    if d.abs() < 1e-9 {
-        return None;
-    }
-    let mut out = [0f64; 3];
-    for (k, o) in out.iter_mut().enumerate() {
-        let mut m = a;
-        for r in 0..3 {
-            m[r][k] = b[r];
-        }
-        *o = det(&m) / d;
-    }
-    Some(out)
 }
 
 #[cfg(test)]

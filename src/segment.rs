@@ -237,7 +237,7 @@ pub fn segment(height: &ArrayView2<f32>, p: &SegmentParams) -> Regions {
                 ring.push(i);
             }
         }
-        let plane = crate::measure::solve3(ata, atb).unwrap_or([
+        let plane = crate::filters::solve3(ata, atb).unwrap_or([
             if ring.is_empty() {
                 0.0
             } else {
