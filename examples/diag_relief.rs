@@ -126,4 +126,103 @@ fn main() {
         }
     }
     save(&intr.shading, -0.3, 0.3, "/tmp/diag_shading.png");
+    // Side-by-side crops (true | recovered) around the first scars, each with its own range.
+    let mut tiles = Vec::new();
+    for t in truth.scars.iter().take(8) {
+        let r = ((0.9 * t.equivalent_diameter_mm / unit) as usize).max(12);
+        let (cx, cy) = (
+            (t.centroid_px[0] / f) as usize,
+            (t.centroid_px[1] / f) as usize,
+        );
+        if cx < r || cy < r || cx + r >= w || cy + r >= h {
+            continue;
+        }
+        let sl = ndarray::s![cy - r..cy + r, cx - r..cx + r];
+        let a = tz.slice(sl).to_owned();
+        let b = rel.height.slice(sl).to_owned();
+        let norm = |m: &Array2<f32>| {
+            let lo = m.iter().fold(f32::MAX, |x, v| x.min(*v));
+            let hi = m.iter().fold(f32::MIN, |x, v| x.max(*v));
+            m.mapv(|v| (v - lo) / (hi - lo).max(1e-6))
+        };
+        // Row profiles through the centre along x, printed for the record.
+        let ta = norm(&a);
+        let tb = norm(&b);
+        println!(
+            "scar {} {:?} d {:.2} depth {:.2}: true min {:.3} rec min {:.3}",
+            t.id,
+            t.kind,
+            t.equivalent_diameter_mm,
+            t.depth_mm,
+            a[[r, r]] - (a[[r, 0]] + a[[r, 2 * r - 1]]) / 2.0,
+            b[[r, r]] - (b[[r, 0]] + b[[r, 2 * r - 1]]) / 2.0
+        );
+        tiles.push((ta, tb));
+        // Radial profiles (mean per 0.1 mm ring) relative to the ring at 1.2–1.6 radii.
+        let rad = 0.5 * t.equivalent_diameter_mm / unit;
+        let n = (2.0 * rad) as usize + 2;
+        let (mut pa, mut pb, mut cnt) = (vec![0f64; n], vec![0f64; n], vec![0f64; n]);
+        for y in 0..2 * r {
+            for x in 0..2 * r {
+                let d = ((x as f64 - r as f64).powi(2) + (y as f64 - r as f64).powi(2)).sqrt();
+                let k = d as usize;
+                if k < n {
+                    pa[k] += a[[y, x]] as f64;
+                    pb[k] += b[[y, x]] as f64;
+                    cnt[k] += 1.0;
+                }
+            }
+        }
+        let lo = (1.2 * rad) as usize;
+        let base = |p: &Vec<f64>| {
+            let v: Vec<f64> = (lo.min(n - 1)..n).map(|k| p[k] / cnt[k].max(1.0)).collect();
+            v.iter().sum::<f64>() / v.len().max(1) as f64
+        };
+        let (ba, bb) = (base(&pa), base(&pb));
+        let da: Vec<f64> = (0..n).map(|k| ba - pa[k] / cnt[k].max(1.0)).collect();
+        let db: Vec<f64> = (0..n).map(|k| bb - pb[k] / cnt[k].max(1.0)).collect();
+        let (ma, mb) = (
+            da.iter().cloned().fold(0.0, f64::max),
+            db.iter().cloned().fold(0.0, f64::max),
+        );
+        println!(
+            "  r/R : {}",
+            (0..n)
+                .map(|k| format!("{:5.2}", k as f64 / rad))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        println!(
+            "  true: {}",
+            da.iter()
+                .map(|v| format!("{:5.2}", v / ma))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        println!(
+            "  rec : {}",
+            db.iter()
+                .map(|v| format!("{:5.2}", v / mb))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+    let th = 80usize;
+    let mut img = image::GrayImage::new((2 * th) as u32, (th * tiles.len().max(1)) as u32);
+    for (k, (a, b)) in tiles.iter().enumerate() {
+        for (j, m) in [a, b].iter().enumerate() {
+            let n = m.dim().0;
+            for y in 0..th {
+                for x in 0..th {
+                    let v = m[[y * n / th, x * n / th]];
+                    img.put_pixel(
+                        (j * th + x) as u32,
+                        (k * th + y) as u32,
+                        image::Luma([(v * 255.0) as u8]),
+                    );
+                }
+            }
+        }
+    }
+    img.save("/tmp/diag_tiles.png").unwrap();
 }

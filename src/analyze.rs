@@ -316,6 +316,9 @@ pub fn analyze(planes: &RgbPlanes, p: &AnalyzeParams) -> Result<Analysis, Analys
         min_depth: p.min_depth_mm as f32,
         min_area_px: (std::f64::consts::PI * (0.5 * p.min_diameter_mm / unit).powi(2)).ceil()
             as usize,
+        // Furrows are 0.05–0.15 mm wide; scar walls are wider.
+        furrow_px: (0.1 / unit).round().max(1.0) as usize,
+        ring_k: 2.0,
     };
     let regions = segment(&rel.height.view(), &sp);
     let model_rel = match (source, elevation_source) {

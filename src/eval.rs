@@ -141,6 +141,178 @@ pub fn evaluate(truth: &PhotoTruth, found: &[ScarObs], min_diameter_mm: f64) -> 
     }
 }
 
+/// One photo of the accuracy grid, analysed with or without the light direction.
+#[derive(Debug, Clone)]
+pub struct GridCase {
+    /// Case index (the phantom seed is 1000 + index).
+    pub index: usize,
+    /// Resolution, px per mm.
+    pub px_per_mm: f64,
+    /// True light elevation, degrees.
+    pub elevation_deg: f64,
+    /// True light azimuth, degrees (drawn by the phantom: all azimuths occur).
+    pub azimuth_deg: f64,
+    /// Healthy-skin melanin of the phantom (0.08 very light … 2.0 very dark).
+    pub skin_melanin: f64,
+    /// Whether the light direction was given to the analysis.
+    pub light_given: bool,
+    /// Scores against the phantom's truth.
+    pub scores: EvalScores,
+    /// |estimated − true| azimuth, degrees (0 when given).
+    pub azimuth_error_deg: f64,
+    /// Photographed skin, cm².
+    pub area_cm2: f64,
+    /// Number of false detections (all sizes).
+    pub false_positives: usize,
+}
+
+/// Pooled figures over grid cases.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GridSummary {
+    /// Pooled precision over scars ≥ the size floor.
+    pub precision: f64,
+    /// Pooled recall.
+    pub recall: f64,
+    /// Pooled F1.
+    pub f1: f64,
+    /// Median over photos of the median relative area error.
+    pub area_error: f64,
+    /// Median over photos of the median relative depth error.
+    pub depth_error: f64,
+    /// Median over photos of the depth Spearman correlation.
+    pub depth_spearman: f64,
+    /// Pooled type accuracy over matched scars.
+    pub type_accuracy: f64,
+    /// Share of photos whose azimuth is within 15° (estimated cases).
+    pub azimuth_within_15: f64,
+    /// False detections per 10 cm², pooled over the photographed area.
+    pub false_positives_per_10cm2: f64,
+}
+
+/// The accuracy grid of the analysis issue: case `i` cycles resolution 10/20/40 px/mm,
+/// elevation over 25–60°, skin from very light to very dark; the phantom draws the azimuth.
+/// Each photo is analysed twice, with the light given and estimated. `scars == false` makes
+/// pigment-only phantoms (erythema, melanin spots, no depressions). Returns the cases in
+/// order. Width × height of each photo in px.
+pub fn grid_case(
+    i: usize,
+    scars: bool,
+    width: usize,
+    height: usize,
+) -> Result<[GridCase; 2], crate::error::Error> {
+    use crate::analyze::{analyze, AnalyzeParams, Calibration};
+    use crate::load::{load_bytes, LoadLimits};
+    use crate::phantom::{Subject, SubjectConfig};
+    let ppm = [10.0, 20.0, 40.0][i % 3];
+    let el = 25.0 + 35.0 * ((i * 7) % 11) as f64 / 10.0;
+    let mel = [0.08, 0.6, 1.2, 2.0][(i / 3) % 4];
+    let cfg = SubjectConfig {
+        width,
+        height,
+        px_per_mm: ppm,
+        n_scars: 25,
+        sessions: 1,
+        light_elevation_deg: Some(el),
+        skin_melanin: Some(mel),
+        scars,
+        ..Default::default()
+    };
+    let subject = Subject::generate("grid", 1000 + i as u64, &cfg);
+    let jpg = subject.render_jpeg(0);
+    let truth = subject.truth(0, "cheek");
+    let path = std::path::Path::new("grid.jpg");
+    let img = load_bytes(&jpg, path, &LoadLimits::default())?;
+    let area_cm2 = (width as f64 * truth.mm_per_px) * (height as f64 * truth.mm_per_px) / 100.0;
+    let run = |given: bool| -> Result<GridCase, crate::error::Error> {
+        let p = AnalyzeParams {
+            calibration: Calibration {
+                mm_per_px: Some(truth.mm_per_px),
+                source: "phantom".into(),
+            },
+            light_azimuth_deg: given.then_some(truth.light.azimuth_deg),
+            light_elevation_deg: given.then_some(truth.light.elevation_deg),
+            ..Default::default()
+        };
+        let a = analyze(&img.planes, &p).map_err(|source| crate::error::Error::Analysis {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let obs: Vec<ScarObs> = a
+            .scars
+            .iter()
+            .map(|s| ScarObs {
+                centroid_px: s.centroid_px,
+                area_mm2: s.area_mm2,
+                depth_mm: s.depth_mm,
+                kind: s.kind,
+            })
+            .collect();
+        let scores = evaluate(&truth, &obs, 1.0);
+        let d = (a.light.azimuth_deg - truth.light.azimuth_deg).rem_euclid(360.0);
+        Ok(GridCase {
+            index: i,
+            px_per_mm: ppm,
+            elevation_deg: el,
+            azimuth_deg: truth.light.azimuth_deg,
+            skin_melanin: mel,
+            light_given: given,
+            azimuth_error_deg: d.min(360.0 - d),
+            area_cm2,
+            false_positives: (scores.false_positives_per_10cm2 * area_cm2 / 10.0).round() as usize,
+            scores,
+        })
+    };
+    Ok([run(true)?, run(false)?])
+}
+
+/// Pool grid cases into the figures the analysis issue states.
+pub fn summarize_grid(cases: &[&GridCase]) -> GridSummary {
+    let tp: usize = cases.iter().map(|c| c.scores.true_positives).sum();
+    let nt: usize = cases.iter().map(|c| c.scores.n_true).sum();
+    let nd: usize = cases.iter().map(|c| c.scores.n_detected).sum();
+    let precision = if nd > 0 { tp as f64 / nd as f64 } else { 1.0 };
+    let recall = if nt > 0 { tp as f64 / nt as f64 } else { 1.0 };
+    let f1 = if precision + recall > 0.0 {
+        2.0 * precision * recall / (precision + recall)
+    } else {
+        0.0
+    };
+    let med = |f: &dyn Fn(&EvalScores) -> Option<f64>| {
+        let mut v: Vec<f64> = cases.iter().filter_map(|c| f(&c.scores)).collect();
+        median(&mut v).unwrap_or(f64::NAN)
+    };
+    let (mut ok, mut n) = (0.0, 0.0);
+    for c in cases {
+        if let Some(t) = c.scores.type_accuracy {
+            ok += t * c.scores.matches.len() as f64;
+            n += c.scores.matches.len() as f64;
+        }
+    }
+    let est: Vec<_> = cases.iter().filter(|c| !c.light_given).collect();
+    let az_ok = est.iter().filter(|c| c.azimuth_error_deg <= 15.0).count();
+    let fp: usize = cases.iter().map(|c| c.false_positives).sum();
+    let area: f64 = cases.iter().map(|c| c.area_cm2).sum();
+    GridSummary {
+        precision,
+        recall,
+        f1,
+        area_error: med(&|s| s.median_rel_area_error),
+        depth_error: med(&|s| s.median_rel_depth_error),
+        depth_spearman: med(&|s| s.depth_spearman),
+        type_accuracy: if n > 0.0 { ok / n } else { f64::NAN },
+        azimuth_within_15: if est.is_empty() {
+            1.0
+        } else {
+            az_ok as f64 / est.len() as f64
+        },
+        false_positives_per_10cm2: if area > 0.0 {
+            fp as f64 / area * 10.0
+        } else {
+            0.0
+        },
+    }
+}
+
 /// Median of a sample; None when empty.
 pub fn median(v: &mut [f64]) -> Option<f64> {
     if v.is_empty() {

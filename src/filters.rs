@@ -201,6 +201,43 @@ pub fn robust_stats(src: &ArrayView2<f32>) -> (f32, f32) {
     (med, 1.4826 * mad)
 }
 
+/// Grey-level erosion (`max == false`) or dilation (`max == true`) with a square of side
+/// `2 r + 1`, done separably (rows, then columns); borders use the pixels that exist.
+pub fn rank_square(src: &ArrayView2<f32>, r: usize, max: bool) -> Array2<f32> {
+    let pick = |a: f32, b: f32| if max { a.max(b) } else { a.min(b) };
+    let (h, w) = src.dim();
+    let mut rows = Array2::<f32>::zeros((h, w));
+    Zip::from(rows.rows_mut())
+        .and(src.rows())
+        .par_for_each(|mut out, inp| {
+            for x in 0..w {
+                let (a, b) = (x.saturating_sub(r), (x + r).min(w - 1));
+                out[x] = (a..=b).fold(inp[a], |m, k| pick(m, inp[k]));
+            }
+        });
+    let mut out = Array2::<f32>::zeros((h, w));
+    out.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(y, mut row)| {
+            let (a, b) = (y.saturating_sub(r), (y + r).min(h - 1));
+            row.assign(&rows.row(a));
+            for k in a + 1..=b {
+                Zip::from(&mut row)
+                    .and(rows.row(k))
+                    .for_each(|o, v| *o = pick(*o, *v));
+            }
+        });
+    out
+}
+
+/// Grey-level closing (dilation, then erosion) with a square of side `2 r + 1`: fills
+/// valleys narrower than the square and leaves wider ones and all ridges unchanged.
+pub fn closing(src: &ArrayView2<f32>, r: usize) -> Array2<f32> {
+    let d = rank_square(src, r, true);
+    rank_square(&d.view(), r, false)
+}
+
 /// Solve a 3×3 symmetric system by Cramer's rule; None when singular.
 pub fn solve3(a: [[f64; 3]; 3], b: [f64; 3]) -> Option<[f64; 3]> {
     let det = |m: &[[f64; 3]; 3]| {
@@ -227,6 +264,23 @@ pub fn solve3(a: [[f64; 3]; 3], b: [f64; 3]) -> Option<[f64; 3]> {
 mod tests {
     use super::*;
     use ndarray::Array2;
+
+    #[test]
+    fn closing_fills_a_narrow_groove_and_keeps_a_wide_pit() {
+        let z = Array2::from_shape_fn((40, 40), |(y, x)| {
+            let groove = if x == 10 { -1.0 } else { 0.0 };
+            let pit = if (20..30).contains(&x) && (15..25).contains(&y) {
+                -1.0
+            } else {
+                0.0
+            };
+            groove + pit
+        });
+        let c = closing(&z.view(), 1);
+        assert_eq!(c[[5, 10]], 0.0);
+        assert_eq!(c[[20, 25]], -1.0);
+        assert_eq!(c[[15, 20]], -1.0);
+    }
 
     #[test]
     fn gaussian_preserves_a_constant_and_the_mass_of_an_impulse() {

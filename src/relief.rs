@@ -160,6 +160,8 @@ pub struct ReliefParams {
     pub epsilon: f64,
     /// Offsets longer than this (mm) are forgotten by the integration.
     pub cutoff_mm: f64,
+    /// Passes that re-invert the shading with the cross-light slope of the previous relief.
+    pub cross_slope_passes: usize,
 }
 
 impl Default for ReliefParams {
@@ -168,6 +170,7 @@ impl Default for ReliefParams {
             ambient: 0.1,
             epsilon: 0.03,
             cutoff_mm: 40.0,
+            cross_slope_passes: 1,
         }
     }
 }
@@ -191,32 +194,73 @@ pub fn relief(
     p: &ReliefParams,
 ) -> Relief {
     let e = elevation_deg.clamp(1.0, 89.0).to_radians();
-    let (se, alpha) = (e.sin(), p.ambient.max(0.0));
+    let az = azimuth_deg.to_radians();
+    let (se, ce, alpha) = (e.sin(), e.cos(), p.ambient.max(0.0));
     let mut shadow = 0usize;
-    let mut slope = Array2::<f32>::zeros(shading.dim());
-    Zip::from(&mut slope).and(shading).for_each(|g, s| {
-        let ratio = (-(*s as f64)).exp();
-        let arg = ratio * (se + alpha) - alpha;
+    // Cosine of the angle between normal and light, as the shading says.
+    let cos_nl = shading.mapv(|s| {
+        let arg = (-(s as f64)).exp() * (se + alpha) - alpha;
         if arg <= 0.0 {
             shadow += 1;
         }
-        let phi = e - arg.clamp(0.0, 1.0).asin();
-        *g = phi.tan().clamp(-4.0, 4.0) as f32;
+        arg.clamp(0.0, 1.0) as f32
     });
-    // Slopes of healthy skin average to zero over a photo; remove any bias the model leaves.
-    let (med, _) = robust_stats(&slope.view());
-    slope.par_mapv_inplace(|v| v - med);
-    let mut z = integrate_slope(
-        &slope.view(),
-        azimuth_deg.to_radians(),
-        p.epsilon,
-        p.cutoff_mm / unit_per_px,
-    );
-    let gain = (1.0 + p.epsilon.sqrt()) * unit_per_px;
-    z.par_mapv_inplace(|v| v * gain as f32);
+    let gain = (1.0 + p.epsilon.sqrt()) as f32;
+    let (sv, cv) = (az.sin() as f32, az.cos() as f32);
+    // The shading of a wall depends on its slope across the light too: a normal tilted
+    // sideways catches less light (n·l = (sin e − cos e·z_u) / √(1 + z_u² + z_v²)). The
+    // first pass assumes z_v = 0; later passes take z_v from the relief integrated so far.
+    // Without this, both walls of a pit read darker than they are, the pit does not close,
+    // and a trench trails away from every scar.
+    let mut cross: Option<Array2<f32>> = None;
+    let mut z = Array2::<f32>::zeros(shading.dim());
+    for _ in 0..=p.cross_slope_passes {
+        let mut slope = Array2::<f32>::zeros(shading.dim());
+        match &cross {
+            None => Zip::from(&mut slope).and(&cos_nl).par_for_each(|g, m| {
+                let phi = e - (*m as f64).asin();
+                *g = phi.tan().clamp(-4.0, 4.0) as f32;
+            }),
+            Some(zv) => Zip::from(&mut slope)
+                .and(&cos_nl)
+                .and(zv)
+                .par_for_each(|g, m, v| {
+                    *g = slope_along_light(se, ce, *m as f64, (*v as f64).clamp(-4.0, 4.0))
+                        .clamp(-4.0, 4.0) as f32;
+                }),
+        }
+        // Slopes of healthy skin average to zero over a photo; remove any bias the model leaves.
+        let (med, _) = robust_stats(&slope.view());
+        slope.par_mapv_inplace(|v| v - med);
+        z = integrate_slope(&slope.view(), az, p.epsilon, p.cutoff_mm / unit_per_px);
+        z.par_mapv_inplace(|v| v * gain);
+        let (gx, gy) = gradient(&z.view());
+        // v = (sin a, cos a) in image axes, perpendicular to u = (cos a, −sin a).
+        cross = Some(
+            Zip::from(&gx)
+                .and(&gy)
+                .par_map_collect(|x, y| x * sv + y * cv),
+        );
+    }
+    let unit = unit_per_px as f32;
+    z.par_mapv_inplace(|v| v * unit);
     Relief {
         height: z,
         shadow_fraction: shadow as f64 / shading.len().max(1) as f64,
+    }
+}
+
+/// Slope along the light, z_u, from the cosine `m` between normal and light and the slope
+/// across it, z_v: the root of (sin e − cos e·t)² = m²(1 + z_v² + t²) on the lit branch
+/// (sin e − cos e·t ≥ 0). With z_v = 0 it equals tan(e − asin m).
+fn slope_along_light(se: f64, ce: f64, m: f64, zv: f64) -> f64 {
+    let q2 = 1.0 + zv * zv;
+    let a = ce * ce - m * m;
+    let disc = (se * se * ce * ce - a * (se * se - m * m * q2)).max(0.0);
+    if a.abs() < 1e-9 {
+        (se * se - m * m * q2) / (2.0 * se * ce)
+    } else {
+        (se * ce - disc.sqrt()) / a
     }
 }
 
@@ -356,6 +400,21 @@ pub fn integrate_slope(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn slope_inversion_with_cross_slope_reproduces_the_lambertian_shading() {
+        let e = 40f64.to_radians();
+        let (se, ce) = (e.sin(), e.cos());
+        for (zu, zv) in [(0.0, 0.0), (0.3, 0.0), (-0.5, 0.2), (0.4, 0.6), (0.6, -0.8), (-1.0, 0.5)] {
+            let m = (se - ce * zu) / (1.0f64 + zu * zu + zv * zv).sqrt();
+            let t = slope_along_light(se, ce, m, zv);
+            assert!((t - zu).abs() < 1e-9, "z_u {zu} z_v {zv}: got {t}");
+        }
+        // Without a cross slope it is the one-dimensional inversion.
+        let m = 0.5;
+        let phi = e - f64::asin(m);
+        assert!((slope_along_light(se, ce, m, 0.0) - phi.tan()).abs() < 1e-12);
+    }
+
     use super::*;
 
     fn pit(h: usize, w: usize, r: f32, d: f32) -> Array2<f32> {

@@ -19,7 +19,7 @@ use std::cmp::Ordering;
 
 use ndarray::{Array2, ArrayView2, Zip};
 
-use crate::filters::{gaussian, robust_stats};
+use crate::filters::{closing, gaussian, robust_stats};
 
 /// Parameters of segmentation (scales in processing pixels, depths in relief units).
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +38,11 @@ pub struct SegmentParams {
     pub min_depth: f32,
     /// Smallest footprint kept, px.
     pub min_area_px: usize,
+    /// Half-width (px) of the closing that removes furrows before footprints are traced.
+    pub furrow_px: usize,
+    /// A footprint pixel must lie this many ring noise σ below the reference (besides the
+    /// 10 % rule), so the outline follows the scar rather than the noise around it.
+    pub ring_k: f32,
 }
 
 /// Labelled scars.
@@ -66,6 +71,7 @@ pub struct ScaleSpace {
     pub dips: Array2<f32>,
     /// Best-scale SNR of a bump at each pixel (the mirror image: the null for depressions).
     pub bumps: Array2<f32>,
+
     /// Median over scales of the robust noise of the difference of Gaussians.
     pub noise: f32,
     /// Robust noise at the finest scale.
@@ -305,7 +311,17 @@ pub fn segment(height: &ArrayView2<f32>, p: &SegmentParams) -> Regions {
     let mut order: Vec<usize> = (0..n_cores).filter(|&k| peak[k] >= seed).collect();
     order.sort_by(|&a, &b| peak[b].total_cmp(&peak[a]).then(a.cmp(&b)));
 
-    let z: Vec<f32> = height.iter().copied().collect();
+    // Footprints are traced on the relief with valleys narrower than a scar wall filled
+    // (a grey-level closing): skin furrows and pores next to a scar are real depressions, but
+    // they are not part of it, and without this a footprint leaks along every furrow it
+    // touches.
+    let closed = if p.furrow_px > 0 {
+        closing(height, p.furrow_px)
+    } else {
+        height.to_owned()
+    };
+    let z: Vec<f32> = closed.iter().copied().collect();
+    drop(closed);
     let mut labels = vec![0u32; w * h];
     let mut next = 0u32;
     let mut stack = Vec::new();
@@ -367,7 +383,7 @@ pub fn segment(height: &ArrayView2<f32>, p: &SegmentParams) -> Regions {
         if max_d < p.min_depth.max(3.0 * ring_sd) {
             continue;
         }
-        let thr = (0.1 * max_d).max(ring_sd);
+        let thr = (0.1 * max_d).max(p.ring_k * ring_sd);
         next += 1;
         let id = next;
         stack.clear();
@@ -440,6 +456,8 @@ mod tests {
             snr_extent: 2.5,
             min_depth: 0.05,
             min_area_px: 4,
+            furrow_px: 1,
+            ring_k: 2.0,
         }
     }
 

@@ -1,0 +1,116 @@
+//! Accuracy of single-photo analysis on the phantom grid of the analysis issue (12 photos:
+//! 10/20/40 px/mm, light elevation 25–60°, azimuths drawn at random, skin from very light to
+//! very dark, each analysed with the light given and estimated), plus pigment-only phantoms and
+//! a frontally lit photo. Truth comes from the phantom's own height field.
+//!
+//! `cargo run --release --example accuracy` prints the same figures case by case.
+
+use std::sync::OnceLock;
+
+use scarscope::analyze::{analyze, AnalyzeParams, Calibration};
+use scarscope::eval::{grid_case, summarize_grid, GridCase, GridSummary};
+use scarscope::load::{load_bytes, LoadLimits};
+use scarscope::phantom::{Subject, SubjectConfig};
+
+const CASES: usize = 12;
+const W: usize = 900;
+const H: usize = 700;
+
+fn grid(scars: bool) -> Vec<GridCase> {
+    (0..CASES)
+        .flat_map(|i| grid_case(i, scars, W, H).expect("phantom photo analyses"))
+        .collect()
+}
+
+fn scarred() -> &'static Vec<GridCase> {
+    static G: OnceLock<Vec<GridCase>> = OnceLock::new();
+    G.get_or_init(|| grid(true))
+}
+
+fn summary(given: bool) -> GridSummary {
+    let cases: Vec<&GridCase> = scarred()
+        .iter()
+        .filter(|c| c.light_given == given)
+        .collect();
+    let s = summarize_grid(&cases);
+    eprintln!("light given {given}: {s:?}");
+    s
+}
+
+#[test]
+fn light_azimuth_is_estimated_within_15_degrees_on_at_least_90_percent_of_photos() {
+    assert!(summary(false).azimuth_within_15 >= 0.9);
+}
+
+#[test]
+fn scar_type_is_right_for_at_least_80_percent_of_found_scars() {
+    for given in [true, false] {
+        let s = summary(given);
+        assert!(s.type_accuracy >= 0.8, "given {given}: {s:?}");
+    }
+}
+
+#[test]
+fn median_depth_error_is_within_30_percent_with_light_given_and_40_percent_estimated() {
+    assert!(summary(true).depth_error <= 0.30);
+    assert!(summary(false).depth_error <= 0.40);
+}
+
+/// The issue's targets are F1 ≥ 0.90, area error ≤ 15 % and depth Spearman ≥ 0.85; the
+/// figures measured when this test was written were F1 0.86, area 0.15–0.17, Spearman
+/// 0.40–0.44 (README, Accuracy). This test guards those figures against regressions; the
+/// targets themselves are not met yet.
+#[test]
+fn detection_area_and_depth_ranking_do_not_fall_below_the_measured_figures() {
+    for given in [true, false] {
+        let s = summary(given);
+        assert!(s.f1 >= 0.83, "given {given}: {s:?}");
+        assert!(s.area_error <= 0.20, "given {given}: {s:?}");
+        assert!(s.depth_spearman >= 0.30, "given {given}: {s:?}");
+    }
+}
+
+#[test]
+fn pigment_only_phantoms_give_at_most_one_false_scar_per_10_cm2() {
+    let cases = grid(false);
+    for given in [true, false] {
+        let c: Vec<&GridCase> = cases.iter().filter(|c| c.light_given == given).collect();
+        let s = summarize_grid(&c);
+        assert!(s.false_positives_per_10cm2 <= 1.0, "given {given}: {s:?}");
+    }
+}
+
+#[test]
+fn a_frontally_lit_photo_gets_the_low_relief_warning() {
+    let cfg = SubjectConfig {
+        width: 600,
+        height: 450,
+        px_per_mm: 20.0,
+        sessions: 1,
+        light_elevation_deg: Some(88.0),
+        ..Default::default()
+    };
+    let s = Subject::generate("frontal", 5, &cfg);
+    let img = load_bytes(
+        &s.render_jpeg(0),
+        std::path::Path::new("frontal.jpg"),
+        &LoadLimits::default(),
+    )
+    .unwrap();
+    let a = analyze(
+        &img.planes,
+        &AnalyzeParams {
+            calibration: Calibration {
+                mm_per_px: Some(0.05),
+                source: "phantom".into(),
+            },
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(
+        a.warnings.iter().any(|w| w.contains("too little relief")),
+        "warnings: {:?}",
+        a.warnings
+    );
+}
