@@ -47,6 +47,9 @@ fuzz_target!(|data: &[u8]| {
         // serde_json writes NaN and infinities as null, which reads back as a different
         // document (or not at all): equality after the round trip means every number is finite.
         let back: AnalyzeDoc = serde_json::from_slice(&json).expect("the report reads back");
-        assert_eq!(back, doc, "report changed in a JSON round trip (NaN or infinity?)");
+        assert_eq!(
+            back, doc,
+            "report changed in a JSON round trip (NaN or infinity?)"
+        );
     }
 });

@@ -20,7 +20,10 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!((w as u32, h as u32), (img.meta.width, img.meta.height));
         assert!((w as u64) * (h as u64) <= LIMITS.max_pixels);
         for p in [&img.planes.r, &img.planes.g, &img.planes.b] {
-            assert!(p.iter().all(|v| (0.0..=1.0).contains(v)), "linear values in [0, 1]");
+            assert!(
+                p.iter().all(|v| (0.0..=1.0).contains(v)),
+                "linear values in [0, 1]"
+            );
         }
     }
 });
