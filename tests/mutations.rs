@@ -2,7 +2,8 @@
 //! bytes overwritten or inserted, header dimensions edited to huge or zero values), never make
 //! the loader or the analysis panic. Every outcome is a typed error naming the file, or an
 //! image whose size matches its metadata and the limits, with linear values in [0, 1]; an
-//! analysis of it is a typed error or a report whose numbers are all finite.
+//! analysis of it is a typed error or a report whose numbers are all finite, with an overlay
+//! of the photo's size.
 //!
 //! The case count is fixed so the test runs in seconds in `cargo test --release`; the fuzz
 //! targets in fuzz/ explore the same ground without a bound (see the README, "Fuzzing").
@@ -19,6 +20,7 @@ use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use scarscope::analyze::{analyze, AnalyzeParams, Calibration};
 use scarscope::load::{load_bytes, LoadLimits};
+use scarscope::report::overlay::draw_overlay;
 use scarscope::report::{analyze_doc, to_json_bytes};
 
 const NAME: &str = "mutant.img";
@@ -234,6 +236,8 @@ fn check(bytes: &[u8], calibrated: bool) -> Result<(), TestCaseError> {
         prop_assert!(a.processing.depth_noise_mm.is_finite());
         prop_assert!(a.light.azimuth_deg.is_finite() && a.light.confidence.is_finite());
         prop_assert!(!text.is_empty());
+        let overlay = draw_overlay(&img.planes, &a);
+        prop_assert_eq!(overlay.dimensions(), (img.meta.width, img.meta.height));
     }
     Ok(())
 }
@@ -277,7 +281,7 @@ proptest! {
 }
 
 #[test]
-fn the_unmutated_files_load_and_the_header_edits_take_effect() {
+fn the_unmutated_files_load_and_analyse_and_the_header_edits_take_effect() {
     // The property above is only as good as its edits: each must hit the real header.
     for format in 0..4 {
         let bytes = encode(format);
@@ -287,6 +291,8 @@ fn the_unmutated_files_load_and_the_header_edits_take_effect() {
             (48, 40),
             "format {format}"
         );
+        // Mutants that still decode reach the analysis only if the picture is analysable.
+        analyze(&img.planes, &AnalyzeParams::default()).expect("the base picture is analysable");
         let mut edited = bytes.clone();
         set_dimensions(&mut edited, 40, 48, true);
         assert_ne!(edited, bytes, "format {format}: no header edit");

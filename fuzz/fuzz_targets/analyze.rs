@@ -1,5 +1,6 @@
-//! Any decodable byte string goes through the whole analysis and into the JSON report: a typed
-//! error or a report with no NaN or infinity in it; never a panic. The parameters vary with
+//! Any decodable byte string goes through the whole analysis, into the JSON report and the
+//! overlay: a typed error or a report with no NaN or infinity in it and an overlay of the
+//! photo's size; never a panic. The parameters vary with
 //! the input's length so the calibrated, uncalibrated and given-light paths are all reached.
 #![no_main]
 
@@ -8,6 +9,7 @@ use std::path::Path;
 use libfuzzer_sys::fuzz_target;
 use scarscope::analyze::{analyze, AnalyzeParams, Calibration};
 use scarscope::load::{load_bytes, LoadLimits};
+use scarscope::report::overlay::draw_overlay;
 use scarscope::report::{analyze_doc, to_json_bytes, AnalyzeDoc};
 
 /// Small images only: the analysis of a 256×256 photo takes milliseconds, so the fuzzer
@@ -47,6 +49,8 @@ fuzz_target!(|data: &[u8]| {
         // serde_json writes NaN and infinities as null, which reads back as a different
         // document (or not at all): equality after the round trip means every number is finite.
         let back: AnalyzeDoc = serde_json::from_slice(&json).expect("the report reads back");
+        let overlay = draw_overlay(&img.planes, &a);
+        assert_eq!(overlay.dimensions(), (img.meta.width, img.meta.height));
         assert_eq!(
             back, doc,
             "report changed in a JSON round trip (NaN or infinity?)"
