@@ -12,6 +12,7 @@ use crate::relief::{
     estimate_azimuth, relief, Light, LightSource, ReliefParams, ASSUMED_ELEVATION_DEG,
 };
 use crate::segment::{segment, Regions, SegmentParams};
+use crate::validate::{check_params, check_planes, empty_result_warning, Unmeasurable};
 
 /// Why a photo could not be analysed at all.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
@@ -34,6 +35,10 @@ pub enum AnalysisError {
         /// Why.
         reason: String,
     },
+    /// The photo holds nothing that can be measured (blank, flat, clipped); refused rather
+    /// than reported as "0 scars".
+    #[error("nothing measurable here: {0}")]
+    NothingMeasurable(#[from] Unmeasurable),
 }
 
 /// Where the pixel scale came from.
@@ -169,7 +174,8 @@ pub fn summarize(scars: &[Scar], calibrated: bool) -> Summary {
     }
     let n = scars.len();
     let sum = |f: fn(&Scar) -> Option<f64>| -> Option<f64> {
-        calibrated.then(|| scars.iter().filter_map(f).sum())
+        // A fold from +0.0: `sum()` of nothing is −0.0, which would print as "-0.0 mm²".
+        calibrated.then(|| scars.iter().filter_map(f).fold(0.0, |a, b| a + b))
     };
     Summary {
         count: n,
@@ -199,6 +205,7 @@ pub fn summarize(scars: &[Scar], calibrated: bool) -> Summary {
 
 /// Analyse one photo.
 pub fn analyze(planes: &RgbPlanes, p: &AnalyzeParams) -> Result<Analysis, AnalysisError> {
+    check_params(p)?;
     let (w, h) = (planes.width(), planes.height());
     let calibrated = p.calibration.mm_per_px.is_some();
     let mut warnings = Vec::new();
@@ -241,6 +248,7 @@ pub fn analyze(planes: &RgbPlanes, p: &AnalyzeParams) -> Result<Analysis, Analys
             min: min_side,
         });
     }
+    check_planes(planes, min_side * min_side * factor * factor)?;
     let px = |mm: f64| (mm / unit) as f32;
 
     let norm = normalize(planes, factor, px(8.0));
@@ -348,6 +356,7 @@ pub fn analyze(planes: &RgbPlanes, p: &AnalyzeParams) -> Result<Analysis, Analys
         &intr.erythema.view(),
         &ctx,
     );
+    warnings.extend(empty_result_warning(scars.len(), low_relief));
     let summary = summarize(&scars, calibrated);
     Ok(Analysis {
         scars,

@@ -103,7 +103,8 @@ pub enum LoadError {
     /// Decoding and converting this image would need more memory than the budget allows;
     /// refused before any pixel buffer exists.
     #[error(
-        "{}: decoding {width}×{height} pixels needs about {} of memory, above the budget of {}",
+        "{}: decoding {width}×{height} pixels needs about {} of memory, above the budget of {} \
+         (raise it with --max-memory-mib)",
         .path.display(),
         human_bytes(*.needed_bytes),
         human_bytes(*.budget_bytes)
@@ -213,14 +214,14 @@ impl Error {
     }
 }
 
-/// "10000 MP", "12.3 MP": whole numbers without a decimal so a limit reads as typed.
+/// "10000 MP", "12.3 MP", "0.29 MP": whole numbers without a decimal so a limit reads as
+/// typed; two decimals below 10 MP so a small limit and a size just above it stay distinct.
 fn megapixels(pixels: u64) -> String {
     let mp = pixels as f64 / 1e6;
-    if mp.fract() == 0.0 {
-        format!("{mp:.0} MP")
-    } else {
-        format!("{mp:.1} MP")
-    }
+    let decimals = if mp < 10.0 { 2 } else { 1 };
+    let text = format!("{mp:.decimals$}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text} MP")
 }
 
 /// Binary units, one decimal: "2.0 GiB", "300.0 MiB", "512 bytes".
@@ -285,8 +286,11 @@ mod tests {
     }
 
     #[test]
-    fn megapixels_keeps_one_decimal_when_fractional() {
+    fn megapixels_keep_enough_decimals_to_tell_a_size_from_its_limit() {
         assert_eq!(megapixels(12_300_000), "12.3 MP");
         assert_eq!(megapixels(4_294_836_225), "4294.8 MP");
+        assert_eq!(megapixels(290_000), "0.29 MP");
+        assert_eq!(megapixels(300_000), "0.3 MP");
+        assert_eq!(megapixels(100_000_000), "100 MP");
     }
 }

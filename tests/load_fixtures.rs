@@ -10,6 +10,7 @@ use scarscope::load::{load_path, LoadLimits};
 
 /// What must happen to each fixture. A new fixture must be added here.
 const EXPECTED: &[(&str, &str)] = &[
+    ("decompression_bomb_12000x12000.png", "TooLarge"),
     ("empty.jpg", "Empty"),
     ("gif_named.jpg", "UnsupportedFormat"),
     ("huge_header_100000x100000.png", "TooLarge"),

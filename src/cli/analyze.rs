@@ -64,6 +64,10 @@ pub struct AnalyzeArgs {
     /// Refuse photos with more pixels than this, megapixels, before decoding them.
     #[arg(long, value_name = "N", default_value_t = 100.0, value_parser = parse_megapixels)]
     max_megapixels: f64,
+    /// Refuse photos whose decoding would need more memory than this, MiB (decoded buffer,
+    /// decoder state and the three f32 planes), before decoding them.
+    #[arg(long, value_name = "MIB", default_value_t = LoadLimits::default().max_alloc_bytes >> 20, value_parser = parse_memory_mib)]
+    max_memory_mib: u64,
 }
 
 /// Where a JSON output goes.
@@ -148,7 +152,7 @@ impl Config {
             params,
             limits: LoadLimits {
                 max_pixels: (a.max_megapixels * 1e6).round() as u64,
-                ..LoadLimits::default()
+                max_alloc_bytes: a.max_memory_mib << 20,
             },
             output,
         })
@@ -241,6 +245,15 @@ fn parse_megapixels(s: &str) -> Result<f64, String> {
         Err(format!(
             "the limit must be above 0 and at most 10000 megapixels, not {v}"
         ))
+    }
+}
+
+fn parse_memory_mib(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(v) if (1..=1 << 20).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "the memory limit must be a whole number of MiB from 1 to 1048576, not `{s}`"
+        )),
     }
 }
 
@@ -400,6 +413,9 @@ mod tests {
         assert!(parse_elevation("0").is_err());
         assert!(parse_ambient("1.5").is_err());
         assert!(parse_megapixels("0").is_err());
+        assert!(parse_memory_mib("0").is_err());
+        assert!(parse_memory_mib("1.5").is_err());
+        assert_eq!(parse_memory_mib("4096"), Ok(4096));
         assert_eq!(parse_azimuth("-30"), Ok(-30.0));
     }
 
