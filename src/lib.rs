@@ -21,6 +21,7 @@ pub mod load;
 pub mod measure;
 pub mod normalize;
 pub mod phantom;
+pub mod register;
 pub mod relief;
 pub mod report;
 pub mod segment;
