@@ -13,6 +13,7 @@
 //! truth.
 
 pub mod analyze;
+pub mod compare;
 pub mod error;
 pub mod eval;
 pub mod filters;
@@ -26,3 +27,4 @@ pub mod relief;
 pub mod report;
 pub mod segment;
 pub mod synth;
+pub mod track;
