@@ -21,7 +21,10 @@ fn main() {
     let cache = std::env::temp_dir().join("scarscope-compare-accuracy");
     std::fs::create_dir_all(&cache).unwrap();
     let rp = RegisterParams::default();
-    let tp = TrackParams::default();
+    let mut tp = TrackParams::default();
+    if let Some(k) = std::env::var("K").ok().and_then(|v| v.parse().ok()) {
+        tp.k_sigma = k;
+    }
     let mut total = SeriesScores::default();
     for seed in 500..500 + n {
         let cfg = SubjectConfig {

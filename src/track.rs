@@ -57,7 +57,7 @@ pub struct TrackParams {
 impl Default for TrackParams {
     fn default() -> Self {
         TrackParams {
-            k_sigma: 1.0,
+            k_sigma: 2.0,
             area_rel_uncertainty: 0.25,
             min_gate_mm: 0.75,
             gate_residuals: 3.0,
@@ -177,16 +177,13 @@ pub struct StatusCounts {
     pub out_of_view: usize,
 }
 
-/// One session's change summary against baseline, over the skin both photos show.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ChangeSummary {
-    /// Session index.
-    pub session: usize,
-    /// Tracks by status.
-    pub counts: StatusCounts,
-    /// Total scar area at baseline, mm² (scars in the common view).
+/// Total scar area and volume before and after, over the skin both photos show (null
+/// without calibration).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Total scar area at baseline, mm².
     pub total_area_before_mm2: Option<f64>,
-    /// Total scar area in this session, mm² (scars in the common view).
+    /// Total scar area in the session, mm².
     pub total_area_after_mm2: Option<f64>,
     /// Total area change, mm².
     pub total_area_change_mm2: Option<f64>,
@@ -194,12 +191,24 @@ pub struct ChangeSummary {
     pub total_area_change_pct: Option<f64>,
     /// Total scar volume at baseline, mm³.
     pub total_volume_before_mm3: Option<f64>,
-    /// Total scar volume in this session, mm³.
+    /// Total scar volume in the session, mm³.
     pub total_volume_after_mm3: Option<f64>,
     /// Total volume change, mm³.
     pub total_volume_change_mm3: Option<f64>,
     /// Total volume change, %.
     pub total_volume_change_pct: Option<f64>,
+}
+
+/// One session's change summary against baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeSummary {
+    /// Session index.
+    pub session: usize,
+    /// Tracks by status.
+    pub counts: StatusCounts,
+    /// Totals over the common view.
+    #[serde(flatten)]
+    pub totals: Totals,
 }
 
 /// Tracks over a series of sessions, with one summary per session after baseline.
@@ -513,14 +522,16 @@ fn summarize(tracks: &[Track], sessions: &[SessionInput], k: usize) -> ChangeSum
     ChangeSummary {
         session: k,
         counts,
-        total_area_before_mm2: cal(ab),
-        total_area_after_mm2: cal(aa),
-        total_area_change_mm2: cal(aa - ab),
-        total_area_change_pct: pct(aa - ab, ab),
-        total_volume_before_mm3: cal(vb),
-        total_volume_after_mm3: cal(va),
-        total_volume_change_mm3: cal(va - vb),
-        total_volume_change_pct: pct(va - vb, vb),
+        totals: Totals {
+            total_area_before_mm2: cal(ab),
+            total_area_after_mm2: cal(aa),
+            total_area_change_mm2: cal(aa - ab),
+            total_area_change_pct: pct(aa - ab, ab),
+            total_volume_before_mm3: cal(vb),
+            total_volume_after_mm3: cal(va),
+            total_volume_change_mm3: cal(va - vb),
+            total_volume_change_pct: pct(va - vb, vb),
+        },
     }
 }
 
