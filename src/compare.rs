@@ -135,3 +135,80 @@ pub fn compare(
         series,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::eval::{score_phantom_series, spearman, SeriesScores};
+    use crate::phantom::{Subject, SubjectConfig};
+    use crate::register::RegisterParams;
+    use crate::track::TrackParams;
+
+    /// Three-session 900×700 phantom series, light given, pooled over `seeds`.
+    fn pooled(seeds: &[u64], treat: bool) -> SeriesScores {
+        let mut t = SeriesScores::default();
+        for &seed in seeds {
+            let cfg = SubjectConfig {
+                width: 900,
+                height: 700,
+                n_scars: 20,
+                sessions: 3,
+                treat,
+                ..Default::default()
+            };
+            let s = Subject::generate("c", seed, &cfg);
+            let sc = score_phantom_series(
+                &s,
+                true,
+                &RegisterParams::default(),
+                &TrackParams::default(),
+            );
+            eprintln!("seed {seed}: {sc:?}");
+            t.add(sc);
+        }
+        t
+    }
+    fn frac(a: usize, b: usize) -> f64 {
+        a as f64 / b.max(1) as f64
+    }
+
+    /// Tracking targets of the issue, on scars the single-photo analysis found.
+    #[test]
+    fn phantom_series_keep_tracks_report_resolved_scars_and_a_null_series_stays_stable() {
+        let t = pooled(&[502, 503], true);
+        assert!(t.surviving >= 40 && t.resolved >= 8, "{t:?}");
+        let tracked = frac(t.tracked_correctly, t.surviving);
+        assert!(tracked >= 0.95, "tracked correctly {tracked:.3}");
+        let resolved = frac(t.reported_resolved, t.resolved);
+        assert!(resolved >= 0.90, "resolved reported {resolved:.3}");
+        let one_id = frac(t.one_track_id, t.detected_throughout);
+        assert!(
+            one_id >= 0.95,
+            "one track id through 3 sessions {one_id:.3}"
+        );
+        let null = pooled(&[500], false);
+        let stable = frac(
+            null.status_counts.get("stable").copied().unwrap_or(0),
+            null.tracked_correctly,
+        );
+        assert!(null.tracked_correctly >= 25, "{null:?}");
+        assert!(stable >= 0.90, "null series stable {stable:.3}");
+        assert_eq!(null.one_track_id, null.detected_throughout);
+    }
+
+    /// Change-measurement targets of the issue. They fail today because single-photo depth and
+    /// area errors (README: median relative area error 0.41–0.47) do not cancel between
+    /// sessions lit differently: measured 0.71 (depth Spearman), 0.53 (area), 0.82 (sign) on
+    /// seeds 500–503. Run with `cargo test --release -- --ignored` after analysis improves.
+    #[test]
+    #[ignore = "fails on single-photo measurement accuracy, not tracking; figures in the README"]
+    fn phantom_series_change_estimates_meet_the_issue_targets() {
+        let t = pooled(&[500, 501, 502, 503], true);
+        let rd = spearman(&t.depth_change_pairs).unwrap_or(0.0);
+        let ra = spearman(&t.area_change_pairs).unwrap_or(0.0);
+        let sign = frac(t.sign_right, t.significant);
+        assert!(
+            rd >= 0.80 && ra >= 0.85 && sign >= 0.90,
+            "depth rho {rd:.2}, area rho {ra:.2}, sign {sign:.2}"
+        );
+    }
+}

@@ -310,6 +310,90 @@ pub fn evaluate_series(
     out
 }
 
+impl From<&crate::measure::Scar> for ScarObs {
+    fn from(s: &crate::measure::Scar) -> Self {
+        ScarObs {
+            centroid_px: s.centroid_px,
+            area_mm2: s.area_mm2,
+            depth_mm: s.depth_mm,
+            kind: s.kind,
+        }
+    }
+}
+
+impl SeriesScores {
+    /// Pool another series' scores into these.
+    pub fn add(&mut self, s: SeriesScores) {
+        self.surviving += s.surviving;
+        self.tracked_correctly += s.tracked_correctly;
+        self.resolved += s.resolved;
+        self.reported_resolved += s.reported_resolved;
+        self.significant += s.significant;
+        self.sign_right += s.sign_right;
+        self.detected_throughout += s.detected_throughout;
+        self.one_track_id += s.one_track_id;
+        self.depth_change_pairs.extend(s.depth_change_pairs);
+        self.area_change_pairs.extend(s.area_change_pairs);
+        for (k, v) in s.status_counts {
+            *self.status_counts.entry(k).or_default() += v;
+        }
+    }
+}
+
+/// Render every session of a phantom subject, analyse each (calibration from the truth, the
+/// light given from the truth when `light_given`), register sessions 1.. onto session 0, track
+/// and score the series. Panics only on a phantom that cannot be rendered or analysed.
+pub fn score_phantom_series(
+    s: &crate::phantom::Subject,
+    light_given: bool,
+    rp: &crate::register::RegisterParams,
+    tp: &crate::track::TrackParams,
+) -> SeriesScores {
+    use crate::analyze::{analyze, AnalyzeParams, Calibration};
+    use crate::register::{register, Registration, RegistrationPlane};
+    let (mut truths, mut analyses, mut regs, mut base) = (vec![], vec![], vec![], None);
+    for k in 0..s.sessions.len() {
+        let planes = crate::load::load_bytes(
+            &s.render_jpeg(k),
+            std::path::Path::new("phantom.jpg"),
+            &crate::load::LoadLimits::default(),
+        )
+        .expect("phantom decodes")
+        .planes;
+        let truth = s.truth(k, "v");
+        let p = AnalyzeParams {
+            calibration: Calibration {
+                mm_per_px: Some(truth.mm_per_px),
+                source: "truth".into(),
+            },
+            light_azimuth_deg: light_given.then_some(truth.light.azimuth_deg),
+            light_elevation_deg: light_given.then_some(truth.light.elevation_deg),
+            ..Default::default()
+        };
+        analyses.push(analyze(&planes, &p).expect("phantom analyses"));
+        let plane = RegistrationPlane::from_planes(&planes, rp).expect("registration plane");
+        match &base {
+            None => {
+                regs.push(Registration::identity());
+                base = Some(plane);
+            }
+            Some(b) => regs.push(register(b, &plane, rp).expect("phantom session registers")),
+        }
+        truths.push(truth);
+    }
+    let inputs: Vec<_> = analyses
+        .iter()
+        .zip(&regs)
+        .map(|(a, r)| crate::compare::session_input(a, r, s.width, s.height))
+        .collect();
+    let series = crate::track::track_series(&inputs, tp);
+    let found: Vec<Vec<ScarObs>> = analyses
+        .iter()
+        .map(|a| a.scars.iter().map(ScarObs::from).collect())
+        .collect();
+    evaluate_series(&truths, &found, &series)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -643,6 +643,123 @@ fn hungarian(n: usize, c: impl Fn(usize, usize) -> f64) -> Vec<usize> {
 mod tests {
     use super::*;
 
+    /// A round scar of `diam_mm` and `depth` mm at (x, y) px, 0.05 mm per px.
+    fn scar(id: u32, x: f64, y: f64, diam_mm: f64, depth: f64) -> Scar {
+        let mm = 0.05;
+        let area = std::f64::consts::PI * (0.5 * diam_mm).powi(2);
+        Scar {
+            id,
+            centroid_px: [x, y],
+            bbox_px: [0, 0, 1, 1],
+            area_px: area / (mm * mm),
+            area_mm2: Some(area),
+            equivalent_diameter_mm: Some(diam_mm),
+            depth_mm: Some(depth),
+            mean_depth_mm: Some(0.5 * depth),
+            volume_mm3: Some(0.5 * depth * area),
+            depth_uncertainty_mm: Some(0.02 + 0.1 * depth),
+            depth_px: depth / mm,
+            depth_basis: "test".into(),
+            kind: crate::measure::ScarType::Boxcar,
+            type_confidence: 1.0,
+            redness: 0.0,
+            pigment: 0.0,
+            floor_flatness: 0.5,
+        }
+    }
+
+    fn session(scars: &[Scar], shift: f64) -> SessionInput<'_> {
+        SessionInput {
+            scars,
+            to_baseline: Affine([[1.0, 0.0, shift], [0.0, 1.0, 0.0]]),
+            residual_px: 0.2,
+            width: 400,
+            height: 300,
+            mm_per_px: Some(0.05),
+            processing_factor: 2,
+        }
+    }
+
+    #[test]
+    fn three_sessions_keep_one_track_id_per_scar_and_new_scars_get_fresh_ids() {
+        let s0 = [
+            scar(1, 100.0, 100.0, 3.0, 0.3),
+            scar(2, 200.0, 100.0, 3.0, 0.3),
+        ];
+        // Session 1 is shifted 20 px (its x + 20 = baseline x) and lists the scars the other
+        // way round; session 2 adds a new scar and loses scar 1.
+        let s1 = [
+            scar(1, 180.0, 100.0, 3.0, 0.3),
+            scar(2, 80.5, 100.5, 3.0, 0.3),
+        ];
+        let s2 = [
+            scar(1, 70.0, 250.0, 2.0, 0.2),
+            scar(2, 200.0, 101.0, 3.0, 0.3),
+        ];
+        let series = track_series(
+            &[session(&s0, 0.0), session(&s1, 20.0), session(&s2, 0.0)],
+            &TrackParams::default(),
+        );
+        let ids = |t: &Track| -> Vec<Option<u32>> {
+            t.observations
+                .iter()
+                .map(|o| o.as_ref().map(|o| o.scar_id))
+                .collect()
+        };
+        assert_eq!(series.tracks.len(), 3);
+        assert_eq!(ids(&series.tracks[0]), vec![Some(1), Some(2), None]);
+        assert_eq!(ids(&series.tracks[1]), vec![Some(2), Some(1), Some(2)]);
+        assert_eq!(ids(&series.tracks[2]), vec![None, None, Some(1)]);
+        assert_eq!(series.tracks[0].status[2], Some(Status::Resolved));
+        assert_eq!(series.tracks[2].status[2], Some(Status::New));
+        assert_eq!(series.tracks[1].status[2], Some(Status::Stable));
+        assert_eq!(series.summaries[1].counts.resolved, 1);
+    }
+
+    #[test]
+    fn a_change_within_the_combined_uncertainty_is_stable_and_beyond_it_is_not() {
+        let s0 = [
+            scar(1, 100.0, 100.0, 3.0, 0.30),
+            scar(2, 200.0, 100.0, 3.0, 0.30),
+            scar(3, 300.0, 100.0, 3.0, 0.30),
+        ];
+        // Depth σ = 0.05 mm each, so 2σ of the change is 0.14 mm.
+        let s1 = [
+            scar(1, 100.0, 100.0, 3.0, 0.25),
+            scar(2, 200.0, 100.0, 3.0, 0.12),
+            scar(3, 300.0, 100.0, 3.0, 0.50),
+        ];
+        let series = track_series(
+            &[session(&s0, 0.0), session(&s1, 0.0)],
+            &TrackParams::default(),
+        );
+        let st: Vec<_> = series.tracks.iter().map(|t| t.status[1]).collect();
+        assert_eq!(
+            st,
+            vec![
+                Some(Status::Stable),
+                Some(Status::Improved),
+                Some(Status::Worsened)
+            ]
+        );
+        let c = series.tracks[1].changes[1].as_ref().expect("change");
+        assert!((c.depth_change_mm.unwrap() + 0.18).abs() < 1e-12);
+        assert!((c.depth_change_pct.unwrap() + 60.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_scar_outside_the_later_frame_is_out_of_view_not_resolved() {
+        let s0 = [scar(1, 390.0, 100.0, 2.0, 0.3)];
+        let s1: [Scar; 0] = [];
+        // The later photo's x = 0 is baseline x = 100 and it is 250 px wide, so it ends
+        // before baseline x = 390.
+        let mut later = session(&s1, 100.0);
+        later.width = 250;
+        let series = track_series(&[session(&s0, 0.0), later], &TrackParams::default());
+        assert_eq!(series.tracks[0].status[1], Some(Status::OutOfView));
+        assert_eq!(series.summaries[0].counts.out_of_view, 1);
+    }
+
     #[test]
     fn hungarian_finds_the_global_optimum_not_the_greedy_one() {
         // Greedy (closest pair first) takes (0,0) at 1 then (1,1) at 10: total 11.
