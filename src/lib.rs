@@ -13,6 +13,7 @@
 //! truth.
 
 pub mod analyze;
+pub mod compare;
 pub mod error;
 pub mod eval;
 pub mod filters;
@@ -21,8 +22,10 @@ pub mod load;
 pub mod measure;
 pub mod normalize;
 pub mod phantom;
+pub mod register;
 pub mod relief;
 pub mod report;
 pub mod segment;
 pub mod synth;
+pub mod track;
 pub mod validate;

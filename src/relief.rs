@@ -265,7 +265,7 @@ fn slope_along_light(se: f64, ce: f64, m: f64, zv: f64) -> f64 {
 }
 
 /// Sizes with only the factors 2, 3 and 5, which rustfft handles fastest.
-fn fast_len(n: usize) -> usize {
+pub(crate) fn fast_len(n: usize) -> usize {
     let mut m = n.max(2);
     loop {
         let mut k = m;

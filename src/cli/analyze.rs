@@ -103,20 +103,7 @@ struct Config {
 impl Config {
     /// Check the arguments together; everything that can be refused is refused here.
     fn from_args(a: AnalyzeArgs) -> anyhow::Result<Config> {
-        let defaults = AnalyzeParams::default();
-        let params = AnalyzeParams {
-            calibration: match a.mm_per_px {
-                Some(v) => Calibration {
-                    mm_per_px: Some(v),
-                    source: "command line".into(),
-                },
-                None => defaults.calibration.clone(),
-            },
-            light_azimuth_deg: a.light_azimuth,
-            light_elevation_deg: a.light_elevation,
-            ambient: a.ambient.unwrap_or(defaults.ambient),
-            ..defaults
-        };
+        let params = params_from(a.mm_per_px, a.light_azimuth, a.light_elevation, a.ambient);
         let dest = |p: Option<PathBuf>| match p {
             Some(p) if p.as_os_str() != "-" => Dest::File(p),
             _ => Dest::Stdout,
@@ -159,6 +146,29 @@ impl Config {
     }
 }
 
+/// Analysis parameters from the command-line options shared by `analyze` and `compare`.
+pub(super) fn params_from(
+    mm_per_px: Option<f64>,
+    light_azimuth: Option<f64>,
+    light_elevation: Option<f64>,
+    ambient: Option<f64>,
+) -> AnalyzeParams {
+    let defaults = AnalyzeParams::default();
+    AnalyzeParams {
+        calibration: match mm_per_px {
+            Some(v) => Calibration {
+                mm_per_px: Some(v),
+                source: "command line".into(),
+            },
+            None => defaults.calibration.clone(),
+        },
+        light_azimuth_deg: light_azimuth,
+        light_elevation_deg: light_elevation,
+        ambient: ambient.unwrap_or(defaults.ambient),
+        ..defaults
+    }
+}
+
 /// File stems for `--out-dir`, refusing two photos that would write the same files.
 fn unique_stems(photos: &[PathBuf]) -> anyhow::Result<Vec<String>> {
     let mut seen: BTreeMap<String, &Path> = BTreeMap::new();
@@ -193,7 +203,7 @@ fn parse_f64(s: &str) -> Result<f64, String> {
     }
 }
 
-fn parse_mm_per_px(s: &str) -> Result<f64, String> {
+pub(super) fn parse_mm_per_px(s: &str) -> Result<f64, String> {
     let v = parse_f64(s)?;
     if v > 0.0 && v < 10.0 {
         Ok(v)
@@ -204,7 +214,7 @@ fn parse_mm_per_px(s: &str) -> Result<f64, String> {
     }
 }
 
-fn parse_azimuth(s: &str) -> Result<f64, String> {
+pub(super) fn parse_azimuth(s: &str) -> Result<f64, String> {
     let v = parse_f64(s)?;
     if (-360.0..=360.0).contains(&v) {
         Ok(v)
@@ -215,7 +225,7 @@ fn parse_azimuth(s: &str) -> Result<f64, String> {
     }
 }
 
-fn parse_elevation(s: &str) -> Result<f64, String> {
+pub(super) fn parse_elevation(s: &str) -> Result<f64, String> {
     let v = parse_f64(s)?;
     if (1.0..=89.0).contains(&v) {
         Ok(v)
@@ -226,7 +236,7 @@ fn parse_elevation(s: &str) -> Result<f64, String> {
     }
 }
 
-fn parse_ambient(s: &str) -> Result<f64, String> {
+pub(super) fn parse_ambient(s: &str) -> Result<f64, String> {
     let v = parse_f64(s)?;
     if (0.0..=1.0).contains(&v) {
         Ok(v)
@@ -237,7 +247,7 @@ fn parse_ambient(s: &str) -> Result<f64, String> {
     }
 }
 
-fn parse_megapixels(s: &str) -> Result<f64, String> {
+pub(super) fn parse_megapixels(s: &str) -> Result<f64, String> {
     let v = parse_f64(s)?;
     if v > 0.0 && v <= 10_000.0 {
         Ok(v)

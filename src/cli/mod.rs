@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod analyze;
+mod compare;
 mod eval;
 mod synth;
 
@@ -21,6 +22,8 @@ pub struct Cli {
 enum Command {
     /// Measure the scars in photos and write the JSON report (and overlays).
     Analyze(analyze::AnalyzeArgs),
+    /// Register a later photo onto an earlier one, track every scar and report its change.
+    Compare(compare::CompareArgs),
     /// Score an analyze report against a synthetic photo's ground truth.
     Eval(eval::EvalArgs),
     /// Write a synthetic study (phantom photos + ground truth).
@@ -31,6 +34,7 @@ enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Analyze(a) => analyze::run(a),
+        Command::Compare(a) => compare::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Synth(a) => synth::run(a),
     }

@@ -15,6 +15,7 @@ use crate::load::ImageMeta;
 use crate::measure::Scar;
 use crate::relief::Light;
 
+pub mod compare;
 mod font;
 pub mod overlay;
 

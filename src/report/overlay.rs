@@ -32,9 +32,9 @@ pub const BOXCAR_COLOR: Rgb<u8> = Rgb([0x56, 0xB4, 0xE9]);
 /// Outline and label colour of rolling scars (#CC79A7, reddish purple).
 pub const ROLLING_COLOR: Rgb<u8> = Rgb([0xCC, 0x79, 0xA7]);
 /// Halo around every line and glyph.
-const HALO: Rgb<u8> = Rgb([16, 16, 16]);
+pub(crate) const HALO: Rgb<u8> = Rgb([16, 16, 16]);
 /// Legend text.
-const TEXT: Rgb<u8> = Rgb([240, 240, 240]);
+pub(crate) const TEXT: Rgb<u8> = Rgb([240, 240, 240]);
 
 /// Colour of a scar type on the overlay.
 pub fn type_color(kind: ScarType) -> Rgb<u8> {
@@ -47,17 +47,17 @@ pub fn type_color(kind: ScarType) -> Rgb<u8> {
 
 /// Line widths and text size for a photo, so marks stay visible at any resolution.
 #[derive(Debug, Clone, Copy)]
-struct Style {
+pub(crate) struct Style {
     /// Coloured outline thickness, px.
-    line: i64,
+    pub(crate) line: i64,
     /// Dark halo thickness on each side of the outline, px.
-    halo: i64,
+    pub(crate) halo: i64,
     /// Camera pixels per font cell.
-    scale: u32,
+    pub(crate) scale: u32,
 }
 
 impl Style {
-    fn for_size(w: u32, h: u32) -> Self {
+    pub(crate) fn for_size(w: u32, h: u32) -> Self {
         let long = w.max(h);
         let line = if long < 1000 {
             1
@@ -140,7 +140,7 @@ pub fn draw_overlay(planes: &RgbPlanes, a: &Analysis) -> RgbImage {
 }
 
 /// Linear planes → 8-bit sRGB, row by row in parallel.
-fn to_srgb(planes: &RgbPlanes) -> RgbImage {
+pub(crate) fn to_srgb(planes: &RgbPlanes) -> RgbImage {
     let (w, h) = (planes.width(), planes.height());
     let mut buf = vec![0u8; w * h * 3];
     if w > 0 {
@@ -329,7 +329,7 @@ fn distance_to(
 
 /// Draw `text` with its top-left corner at `(x, y)`, clipped to the image, each glyph cell a
 /// `scale`² square, in `color` over a one-cell dark halo when `halo` is set.
-fn draw_text(
+pub(crate) fn draw_text(
     img: &mut RgbImage,
     x: i64,
     y: i64,
@@ -360,7 +360,7 @@ fn draw_text(
 }
 
 /// Fill a rectangle, clipped to the image.
-fn fill_rect(img: &mut RgbImage, x: i64, y: i64, w: i64, h: i64, color: Rgb<u8>) {
+pub(crate) fn fill_rect(img: &mut RgbImage, x: i64, y: i64, w: i64, h: i64, color: Rgb<u8>) {
     let (iw, ih) = (i64::from(img.width()), i64::from(img.height()));
     for yy in y.max(0)..(y + h).min(ih) {
         for xx in x.max(0)..(x + w).min(iw) {
@@ -370,7 +370,7 @@ fn fill_rect(img: &mut RgbImage, x: i64, y: i64, w: i64, h: i64, color: Rgb<u8>)
 }
 
 /// Darken a rectangle (a legend background the photo still shows through), clipped.
-fn shade_rect(img: &mut RgbImage, x: i64, y: i64, w: i64, h: i64) {
+pub(crate) fn shade_rect(img: &mut RgbImage, x: i64, y: i64, w: i64, h: i64) {
     let (iw, ih) = (i64::from(img.width()), i64::from(img.height()));
     for yy in y.max(0)..(y + h).min(ih) {
         for xx in x.max(0)..(x + w).min(iw) {

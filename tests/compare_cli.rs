@@ -1,0 +1,194 @@
+//! `scarscope compare` driven end to end on two sessions of the demo study (fixtures/study,
+//! whose phantom truth lies in fixtures/study/.truth). The document is read back through
+//! Deserialize mirrors defined here, not the library's types.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use serde::Deserialize;
+use tempfile::TempDir;
+
+fn scarscope() -> Command {
+    Command::cargo_bin("scarscope").expect("the scarscope binary is built")
+}
+
+#[derive(Debug, Deserialize)]
+struct Registration {
+    matrix: [[f64; 3]; 2],
+    residual_px: f64,
+    method: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ScarMirror {
+    centroid_px: [f64; 2],
+    area_mm2: Option<f64>,
+    depth_mm: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Match {
+    track_id: u32,
+    before: Option<ScarMirror>,
+    after: Option<ScarMirror>,
+    area_change_mm2: Option<f64>,
+    area_change_pct: Option<f64>,
+    depth_change_mm: Option<f64>,
+    depth_change_pct: Option<f64>,
+    status: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Counts {
+    improved: usize,
+    worsened: usize,
+    stable: usize,
+    resolved: usize,
+    new: usize,
+    out_of_view: usize,
+}
+
+#[derive(Debug, Deserialize)]
+struct Summary {
+    counts_by_status: Counts,
+    total_area_change_mm2: Option<f64>,
+    total_volume_change_mm3: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Doc {
+    schema_version: String,
+    registration: Registration,
+    matches: Vec<Match>,
+    summary: Summary,
+    warnings: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Truth {
+    to_baseline: [[f64; 3]; 2],
+    width: usize,
+    height: usize,
+}
+
+fn apply(m: &[[f64; 3]; 2], p: [f64; 2]) -> [f64; 2] {
+    [
+        m[0][0] * p[0] + m[0][1] * p[1] + m[0][2],
+        m[1][0] * p[0] + m[1][1] * p[1] + m[1][2],
+    ]
+}
+
+#[test]
+fn compare_of_two_demo_sessions_registers_within_a_pixel_and_writes_json_and_overlay() {
+    let dir = TempDir::new().expect("temp dir");
+    let (out, png) = (dir.path().join("c.json"), dir.path().join("c.png"));
+    let study = Path::new("fixtures/study/S01");
+    scarscope()
+        .arg("compare")
+        .arg(study.join("s1/left_cheek.jpg"))
+        .arg(study.join("s2/left_cheek.jpg"))
+        .args(["--mm-per-px", "0.05", "--out"])
+        .arg(&out)
+        .arg("--overlay")
+        .arg(&png)
+        .assert()
+        .success();
+    let doc: Doc = serde_json::from_slice(&std::fs::read(&out).expect("json written"))
+        .expect("compare document parses");
+    assert_eq!(doc.schema_version, "1.0.0");
+    let truth: Truth = serde_json::from_slice(
+        &std::fs::read("fixtures/study/.truth/S01/s2/left_cheek.json").expect("truth"),
+    )
+    .expect("truth parses");
+    // Registration error against the phantom's true transform over a grid of the after photo.
+    let mut worst: f64 = 0.0;
+    for j in 0..5 {
+        for i in 0..5 {
+            let p = [
+                (i as f64 + 0.5) / 5.0 * truth.width as f64,
+                (j as f64 + 0.5) / 5.0 * truth.height as f64,
+            ];
+            let (a, b) = (
+                apply(&truth.to_baseline, p),
+                apply(&doc.registration.matrix, p),
+            );
+            worst = worst.max((a[0] - b[0]).hypot(a[1] - b[1]));
+        }
+    }
+    assert!(worst < 2.0, "registration error up to {worst:.2} px");
+    assert!(doc.registration.residual_px < 1.0 && !doc.registration.method.is_empty());
+    // Tracks: ids unique, each with at least one side, statuses from the contract's set, and
+    // changes present exactly when both sides are.
+    assert!(!doc.matches.is_empty());
+    let mut ids: Vec<u32> = doc.matches.iter().map(|m| m.track_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), doc.matches.len());
+    for m in &doc.matches {
+        assert!(m.before.is_some() || m.after.is_some());
+        let both = m.before.is_some() && m.after.is_some();
+        assert_eq!(m.area_change_mm2.is_some(), both, "track {}", m.track_id);
+        assert_eq!(m.depth_change_mm.is_some(), both, "track {}", m.track_id);
+        let expected: &[&str] = match (&m.before, &m.after) {
+            (Some(_), Some(_)) => &["improved", "worsened", "stable"],
+            (Some(_), None) => &["resolved", "out_of_view"],
+            _ => &["new", "out_of_view"],
+        };
+        assert!(expected.contains(&m.status.as_str()), "{m:?}");
+        if let (Some(b), Some(a), Some(d)) = (&m.before, &m.after, m.depth_change_mm) {
+            // The after scar is reported in before-image pixels: close to the before scar.
+            let dist =
+                (a.centroid_px[0] - b.centroid_px[0]).hypot(a.centroid_px[1] - b.centroid_px[1]);
+            assert!(
+                dist < 60.0,
+                "track {} centroids {dist:.1} px apart",
+                m.track_id
+            );
+            let dd = a.depth_mm.unwrap() - b.depth_mm.unwrap();
+            assert!((d - dd).abs() < 1e-9);
+            assert!(m.depth_change_pct.is_some() && m.area_change_pct.is_some());
+            assert!(a.area_mm2.is_some());
+        }
+    }
+    let c = &doc.summary.counts_by_status;
+    assert_eq!(
+        c.improved + c.worsened + c.stable + c.resolved + c.new + c.out_of_view,
+        doc.matches.len()
+    );
+    assert!(doc.summary.total_area_change_mm2.is_some());
+    assert!(doc.summary.total_volume_change_mm3.is_some());
+    let _ = &doc.warnings;
+    // Overlay: before and after side by side.
+    let img = image::open(&png).expect("overlay is a PNG");
+    assert_eq!((img.width(), img.height()), (2 * 1000 + 8, 750));
+}
+
+#[test]
+fn comparing_photos_of_different_subjects_is_refused_with_exit_code_1() {
+    let out = scarscope()
+        .arg("compare")
+        .arg("fixtures/study/S01/s1/left_cheek.jpg")
+        .arg("fixtures/study/S02/s2/left_cheek.jpg")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("do not show the same skin"), "{err}");
+    assert!(out.stdout.is_empty(), "no document for a refused pair");
+}
+
+#[test]
+fn compare_is_deterministic() {
+    let run = || {
+        scarscope()
+            .arg("compare")
+            .arg("fixtures/study/S02/s1/left_cheek.jpg")
+            .arg("fixtures/study/S02/s3/left_cheek.jpg")
+            .args(["--mm-per-px", "0.05"])
+            .output()
+            .expect("runs")
+    };
+    let (a, b) = (run(), run());
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert_eq!(a.stdout, b.stdout);
+}
