@@ -12,6 +12,7 @@ use crate::relief::{
     estimate_azimuth, relief, Light, LightSource, ReliefParams, ASSUMED_ELEVATION_DEG,
 };
 use crate::segment::{segment, Regions, SegmentParams};
+use crate::timings::Timings;
 
 /// Why a photo could not be analysed at all.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
@@ -199,6 +200,16 @@ pub fn summarize(scars: &[Scar], calibrated: bool) -> Summary {
 
 /// Analyse one photo.
 pub fn analyze(planes: &RgbPlanes, p: &AnalyzeParams) -> Result<Analysis, AnalysisError> {
+    analyze_timed(planes, p, &mut Timings::new())
+}
+
+/// [`analyze`], adding the wall time of each stage to `t`: normalise, intrinsics, light (the
+/// band-pass filters and structure tensor of the azimuth estimate), relief, segment, measure.
+pub fn analyze_timed(
+    planes: &RgbPlanes,
+    p: &AnalyzeParams,
+    t: &mut Timings,
+) -> Result<Analysis, AnalysisError> {
     let (w, h) = (planes.width(), planes.height());
     let calibrated = p.calibration.mm_per_px.is_some();
     let mut warnings = Vec::new();
@@ -243,17 +254,17 @@ pub fn analyze(planes: &RgbPlanes, p: &AnalyzeParams) -> Result<Analysis, Analys
     }
     let px = |mm: f64| (mm / unit) as f32;
 
-    let norm = normalize(planes, factor, px(8.0));
+    let norm = t.time("normalise", || normalize(planes, factor, px(8.0)));
     if norm.clipped_fraction > 0.02 {
         warnings.push(format!(
             "{:.1} % of pixels are clipped to black or white: relief there is unknown",
             100.0 * norm.clipped_fraction
         ));
     }
-    let intr = separate(&norm, px(0.15).max(1.0));
+    let intr = t.time("intrinsics", || separate(&norm, px(0.15).max(1.0)));
     drop(norm);
 
-    let est = estimate_azimuth(&intr.shading.view(), unit);
+    let est = t.time("light", || estimate_azimuth(&intr.shading.view(), unit));
     let low_relief = est.relief_signal < 0.004 || est.anisotropy < 0.08;
     if low_relief {
         warnings.push(format!(
@@ -288,7 +299,9 @@ pub fn analyze(planes: &RgbPlanes, p: &AnalyzeParams) -> Result<Analysis, Analys
         ambient: p.ambient,
         ..Default::default()
     };
-    let rel = relief(&intr.shading.view(), azimuth_deg, elevation_deg, unit, &rp);
+    let rel = t.time("relief", || {
+        relief(&intr.shading.view(), azimuth_deg, elevation_deg, unit, &rp)
+    });
     if rel.shadow_fraction > 0.01 {
         warnings.push(format!(
             "{:.1} % of the skin is in attached shadow: depths of the steepest walls are lower bounds",
@@ -316,7 +329,7 @@ pub fn analyze(planes: &RgbPlanes, p: &AnalyzeParams) -> Result<Analysis, Analys
         min_area_px: (std::f64::consts::PI * (0.5 * p.min_diameter_mm / unit).powi(2)).ceil()
             as usize,
     };
-    let regions = segment(&rel.height.view(), &sp);
+    let regions = t.time("segment", || segment(&rel.height.view(), &sp));
     let model_rel = match (source, elevation_source) {
         (LightSource::Given, LightSource::Given) => 0.25,
         (_, LightSource::Given) => 0.3,
@@ -337,13 +350,15 @@ pub fn analyze(planes: &RgbPlanes, p: &AnalyzeParams) -> Result<Analysis, Analys
         model_rel_uncertainty: model_rel,
         depth_basis,
     };
-    let scars = measure(
-        &regions,
-        &rel.height.view(),
-        &intr.melanin.view(),
-        &intr.erythema.view(),
-        &ctx,
-    );
+    let scars = t.time("measure", || {
+        measure(
+            &regions,
+            &rel.height.view(),
+            &intr.melanin.view(),
+            &intr.erythema.view(),
+            &ctx,
+        )
+    });
     let summary = summarize(&scars, calibrated);
     Ok(Analysis {
         scars,

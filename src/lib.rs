@@ -25,3 +25,4 @@ pub mod relief;
 pub mod report;
 pub mod segment;
 pub mod synth;
+pub mod timings;
