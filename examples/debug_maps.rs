@@ -31,6 +31,9 @@ fn main() {
         sessions: 1,
         light_elevation_deg: Some(el),
         pigment: pig,
+        scars: std::env::var("NOSCARS").is_err(),
+        skin_melanin: std::env::var("MEL").ok().and_then(|s| s.parse().ok()),
+        light_azimuth_deg: std::env::var("AZ").ok().and_then(|s| s.parse().ok()),
         ..Default::default()
     };
     let s = Subject::generate("x", 1000 + i, &cfg);
@@ -94,13 +97,36 @@ fn main() {
     let lab = a.regions.labels.mapv(|l| if l > 0 { 1.0 } else { 0.0 });
     save(&lab, 0.0, 1.0, "/tmp/dbg_labels.png");
     println!(
-        "light {:?} noise {} thr {} weights {:?}",
+        "seed {} bumps {} light {:?} noise {} thr {} weights {:?}",
+        a.regions.seed_snr,
+        a.regions.bumps.len(),
         truth.light,
         a.processing.depth_noise_mm,
         a.processing.depth_threshold_mm,
         a.intrinsics.pigment_weights
     );
+    let f = a.processing.factor as f64;
+    for b in &a.regions.bumps {
+        println!(
+            "bump at {:.0},{:.0} snr {:.1}",
+            b.0 .0 as f64 * f,
+            b.0 .1 as f64 * f,
+            b.1
+        );
+    }
     for t in &truth.scars {
+        let (cx, cy) = (
+            (t.centroid_px[0] / f) as usize,
+            (t.centroid_px[1] / f) as usize,
+        );
+        let r = (0.5 * t.equivalent_diameter_mm / a.processing.mm_per_px) as usize + 1;
+        let mut best = f32::MIN;
+        for y in cy.saturating_sub(r)..(cy + r).min(a.regions.snr.dim().0) {
+            for x in cx.saturating_sub(r)..(cx + r).min(a.regions.snr.dim().1) {
+                best = best.max(a.regions.snr[[y, x]]);
+            }
+        }
+        print!("snr {best:.1} ");
         println!(
             "truth {} {:?} c {:.0},{:.0} d {:.2} depth {:.2}",
             t.id, t.kind, t.centroid_px[0], t.centroid_px[1], t.equivalent_diameter_mm, t.depth_mm

@@ -324,6 +324,7 @@ pub fn analyze_timed(
         scales_px,
         surround_ratio: 2.5,
         snr_seed: p.noise_k as f32,
+        fdr: 0.1,
         snr_extent: 0.5 * p.noise_k as f32,
         min_depth: p.min_depth_mm as f32,
         min_area_px: (std::f64::consts::PI * (0.5 * p.min_diameter_mm / unit).powi(2)).ceil()

@@ -28,8 +28,10 @@ pub struct SegmentParams {
     pub scales_px: Vec<f32>,
     /// Ratio of the surround σ to the centre σ of each difference of Gaussians.
     pub surround_ratio: f32,
-    /// Signal-to-noise ratio a core must reach.
+    /// Signal-to-noise ratio a core must reach at least (the floor of the mirror threshold).
     pub snr_seed: f32,
+    /// Share of false scars tolerated among those kept (mirror-null threshold).
+    pub fdr: f32,
     /// Signal-to-noise ratio down to which a core is flooded.
     pub snr_extent: f32,
     /// Depth a scar must reach regardless of noise (relief units).
@@ -52,11 +54,28 @@ pub struct Regions {
     /// Depth at the detection scale that a core's SNR threshold corresponds to, at the
     /// finest scale (relief units).
     pub threshold: f32,
+    /// Seed SNR the mirror null set (≥ the configured floor).
+    pub seed_snr: f32,
+    /// Independent bump cores (peak pixel (x, y), peak SNR): the null sample.
+    pub bumps: Vec<((usize, usize), f32)>,
 }
 
-/// Best-scale SNR of depressions, and the median noise level over scales.
-pub fn scale_space_snr(height: &ArrayView2<f32>, p: &SegmentParams) -> (Array2<f32>, f32, f32) {
-    let mut best = Array2::<f32>::zeros(height.dim());
+/// Best-scale signal-to-noise ratios of depressions and of bumps, and the noise level.
+pub struct ScaleSpace {
+    /// Best-scale SNR of a depression at each pixel.
+    pub dips: Array2<f32>,
+    /// Best-scale SNR of a bump at each pixel (the mirror image: the null for depressions).
+    pub bumps: Array2<f32>,
+    /// Median over scales of the robust noise of the difference of Gaussians.
+    pub noise: f32,
+    /// Robust noise at the finest scale.
+    pub fine_noise: f32,
+}
+
+/// Best-scale SNR of depressions and bumps over the scales of `p`.
+pub fn scale_space_snr(height: &ArrayView2<f32>, p: &SegmentParams) -> ScaleSpace {
+    let mut dips = Array2::<f32>::from_elem(height.dim(), f32::MIN);
+    let mut bumps = Array2::<f32>::from_elem(height.dim(), f32::MIN);
     let mut noises = Vec::new();
     for &s in &p.scales_px {
         let c = gaussian(height, s);
@@ -66,18 +85,48 @@ pub fn scale_space_snr(height: &ArrayView2<f32>, p: &SegmentParams) -> (Array2<f
         let (med, sd) = robust_stats(&d.view());
         let sd = sd.max(1e-9);
         noises.push(sd);
-        Zip::from(&mut best).and(&d).par_for_each(|b, v| {
-            let snr = (v - med) / sd;
-            if snr > *b {
-                *b = snr;
-            }
-        });
+        Zip::from(&mut dips)
+            .and(&mut bumps)
+            .and(&d)
+            .par_for_each(|b, u, v| {
+                let snr = (v - med) / sd;
+                *b = b.max(snr);
+                *u = u.max(-snr);
+            });
     }
-    let first = noises.first().copied().unwrap_or(0.0);
+    let fine_noise = noises.first().copied().unwrap_or(0.0);
     let mut sorted = noises.clone();
     sorted.sort_by(|a, b| a.total_cmp(b));
-    let med = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
-    (best, med, first)
+    let noise = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
+    ScaleSpace {
+        dips,
+        bumps,
+        noise,
+        fine_noise,
+    }
+}
+
+/// Seed threshold from the mirror null: healthy skin and image noise make bumps as often as
+/// dips, while scars make only dips. The threshold is the lowest SNR at which the bump cores
+/// above it number at most `fdr` times the dip cores above it, so the expected share of
+/// false scars among those kept is about `fdr` whatever the texture, camera or resolution.
+/// Never below `floor`.
+pub fn mirror_threshold(dip_peaks: &[f32], bump_peaks: &[f32], fdr: f32, floor: f32) -> f32 {
+    let mut d: Vec<f32> = dip_peaks.iter().copied().filter(|v| *v >= floor).collect();
+    let mut b: Vec<f32> = bump_peaks.iter().copied().filter(|v| *v >= floor).collect();
+    d.sort_by(|x, y| y.total_cmp(x));
+    b.sort_by(|x, y| y.total_cmp(x));
+    let mut best = f32::INFINITY;
+    let mut nb = 0usize;
+    for (i, &t) in d.iter().enumerate() {
+        while nb < b.len() && b[nb] >= t {
+            nb += 1;
+        }
+        if nb as f32 <= fdr * (i + 1) as f32 {
+            best = t;
+        }
+    }
+    best.max(floor)
 }
 
 struct Basin {
@@ -104,12 +153,13 @@ fn neighbours(i: usize, w: usize, h: usize) -> [Option<usize>; 4] {
     ]
 }
 
-/// Flood the SNR map from its maxima; returns core labels (0 = none) and their count.
-fn cores(snr: &Array2<f32>, p: &SegmentParams) -> (Vec<u32>, usize) {
+/// Flood the SNR map from its maxima down to `extent`; returns core labels (0 = none,
+/// 1..=n) and each core's peak SNR. Cores peaking below `seed` join their neighbour or vanish.
+fn cores(snr: &Array2<f32>, extent: f32, seed: f32) -> (Vec<u32>, Vec<f32>) {
     let (h, w) = snr.dim();
     let flat: Vec<f32> = snr.iter().copied().collect();
     let mut order: Vec<u32> = (0..flat.len() as u32)
-        .filter(|&i| flat[i as usize] > p.snr_extent)
+        .filter(|&i| flat[i as usize] > extent)
         .collect();
     order.sort_unstable_by(|&a, &b| {
         flat[b as usize]
@@ -150,41 +200,36 @@ fn cores(snr: &Array2<f32>, p: &SegmentParams) -> (Vec<u32>, usize) {
         for &r in &roots[1..] {
             let pr = basins[r as usize].peak;
             // A weak core, or one separated by a shallow ridge, is part of its neighbour.
-            if pr < p.snr_seed || pr - v < (0.35 * pr).max(2.0) {
+            if pr < seed || pr - v < (0.35 * pr).max(2.0) {
                 basins[r as usize].parent = main;
             }
         }
         lab[i] = main;
     }
     let mut new_id = vec![0u32; basins.len()];
-    let mut count = 0u32;
+    let mut peaks = Vec::new();
     let mut out = vec![0u32; flat.len()];
     for i in 0..flat.len() {
         if lab[i] == u32::MAX {
             continue;
         }
         let r = find(&mut basins, lab[i]) as usize;
-        if basins[r].peak < p.snr_seed {
+        if basins[r].peak < seed {
             continue;
         }
         if new_id[r] == 0 {
-            count += 1;
-            new_id[r] = count;
+            peaks.push(basins[r].peak);
+            new_id[r] = peaks.len() as u32;
         }
         out[i] = new_id[r];
     }
-    (out, count as usize)
+    (out, peaks)
 }
 
-/// Segment the relief into scar footprints.
-pub fn segment(height: &ArrayView2<f32>, p: &SegmentParams) -> Regions {
-    let (h, w) = height.dim();
-    let (snr, noise, fine_noise) = scale_space_snr(height, p);
-    let (core, n_cores) = cores(&snr, p);
-
-    // Bounding boxes of cores.
-    let mut boxes = vec![(usize::MAX, usize::MAX, 0usize, 0usize); n_cores];
-    for (i, &l) in core.iter().enumerate() {
+/// Bounding boxes (x0, y0, x1, y1) of labels 1..=n.
+fn label_boxes(labels: &[u32], n: usize, w: usize) -> Vec<(usize, usize, usize, usize)> {
+    let mut boxes = vec![(usize::MAX, usize::MAX, 0usize, 0usize); n];
+    for (i, &l) in labels.iter().enumerate() {
         if l > 0 {
             let b = &mut boxes[l as usize - 1];
             let (y, x) = (i / w, i % w);
@@ -194,19 +239,73 @@ pub fn segment(height: &ArrayView2<f32>, p: &SegmentParams) -> Regions {
             b.3 = b.3.max(y);
         }
     }
-    // Strongest cores grow first; ties by label (raster order of first pixel).
-    let mut peak = vec![0f32; n_cores];
-    for (i, &l) in core.iter().enumerate() {
-        if l > 0 {
-            let v = snr.as_slice().map(|s| s[i]).unwrap_or(0.0);
-            peak[l as usize - 1] = peak[l as usize - 1].max(v);
+    boxes
+}
+
+/// Peak pixel (x, y) of each label 1..=n.
+fn label_peaks(labels: &[u32], snr: &[f32], n: usize, w: usize) -> Vec<(usize, usize)> {
+    let mut best = vec![(f32::MIN, 0usize); n];
+    for (i, (&l, &v)) in labels.iter().zip(snr).enumerate() {
+        if l > 0 && v > best[l as usize - 1].0 {
+            best[l as usize - 1] = (v, i);
         }
     }
-    let mut order: Vec<usize> = (0..n_cores).collect();
+    best.into_iter().map(|(_, i)| (i % w, i / w)).collect()
+}
+
+/// Peaks of the bump cores that are features of their own: a bump that surrounds a stronger
+/// depression is that depression's rim in the difference of Gaussians, not skin texture.
+fn independent_bumps(
+    bumps: &Array2<f32>,
+    p: &SegmentParams,
+    dip_pos: &[(usize, usize)],
+    dip_peaks: &[f32],
+) -> Vec<((usize, usize), f32)> {
+    let w = bumps.dim().1;
+    let (lab, peaks) = cores(bumps, p.snr_extent, p.snr_seed);
+    let boxes = label_boxes(&lab, peaks.len(), w);
+    let flat: Vec<f32> = bumps.iter().copied().collect();
+    let pos = label_peaks(&lab, &flat, peaks.len(), w);
+    peaks
+        .iter()
+        .zip(&boxes)
+        .zip(pos)
+        .filter(|((pk, b), _)| {
+            let (mx, my) = ((b.2 - b.0) / 2 + 1, (b.3 - b.1) / 2 + 1);
+            !dip_pos.iter().zip(dip_peaks).any(|(&(x, y), dp)| {
+                dp >= *pk && x + mx >= b.0 && x <= b.2 + mx && y + my >= b.1 && y <= b.3 + my
+            })
+        })
+        .map(|((pk, _), xy)| (xy, *pk))
+        .collect()
+}
+
+/// Segment the relief into scar footprints.
+pub fn segment(height: &ArrayView2<f32>, p: &SegmentParams) -> Regions {
+    let (h, w) = height.dim();
+    let ss = scale_space_snr(height, p);
+    let (noise, fine_noise) = (ss.noise, ss.fine_noise);
+    let snr = ss.dips;
+    let (mut core, peak) = cores(&snr, p.snr_extent, p.snr_seed);
+    let snr_flat: Vec<f32> = snr.iter().copied().collect();
+    let dip_pos = label_peaks(&core, &snr_flat, peak.len(), w);
+    let bump_peaks = independent_bumps(&ss.bumps, p, &dip_pos, &peak);
+    drop(ss.bumps);
+    let bump_vals: Vec<f32> = bump_peaks.iter().map(|b| b.1).collect();
+    let seed = mirror_threshold(&peak, &bump_vals, p.fdr, p.snr_seed);
+    // Cores below the threshold are dropped (their pixels may still join a neighbour's
+    // footprint when they are deep enough relative to it).
+    for l in core.iter_mut() {
+        if *l > 0 && peak[*l as usize - 1] < seed {
+            *l = 0;
+        }
+    }
+    let n_cores = peak.len();
+    let boxes = label_boxes(&core, n_cores, w);
+    let mut order: Vec<usize> = (0..n_cores).filter(|&k| peak[k] >= seed).collect();
     order.sort_by(|&a, &b| peak[b].total_cmp(&peak[a]).then(a.cmp(&b)));
 
     let z: Vec<f32> = height.iter().copied().collect();
-    let snr_flat: Vec<f32> = snr.iter().copied().collect();
     let mut labels = vec![0u32; w * h];
     let mut next = 0u32;
     let mut stack = Vec::new();
@@ -322,7 +421,9 @@ pub fn segment(height: &ArrayView2<f32>, p: &SegmentParams) -> Regions {
         labels,
         count: count as usize,
         noise,
-        threshold: p.snr_seed * fine_noise,
+        threshold: seed * fine_noise,
+        seed_snr: seed,
+        bumps: bump_peaks,
     }
 }
 
@@ -335,6 +436,7 @@ mod tests {
             scales_px: vec![1.5, 2.25, 3.4, 5.0, 7.6],
             surround_ratio: 2.5,
             snr_seed: 5.0,
+            fdr: 0.1,
             snr_extent: 2.5,
             min_depth: 0.05,
             min_area_px: 4,
@@ -367,6 +469,17 @@ mod tests {
         assert_eq!(r.labels[[25, 155]], r.labels[[35, 175]]);
         assert_ne!(r.labels[[25, 155]], 0);
         assert_eq!(r.labels[[5, 5]], 0);
+    }
+
+    #[test]
+    fn mirror_threshold_keeps_dips_above_the_texture_and_all_dips_on_clean_skin() {
+        let dips = [20.0, 15.0, 6.0, 5.5];
+        // Bumps as strong as the two weak dips: those dips are as likely texture as scars.
+        assert_eq!(mirror_threshold(&dips, &[6.2, 5.1], 0.1, 5.0), 15.0);
+        // No bumps at all: every dip above the floor is kept.
+        assert_eq!(mirror_threshold(&dips, &[], 0.1, 5.0), 5.5);
+        // Nothing but texture: nothing is kept.
+        assert!(mirror_threshold(&[], &[7.0], 0.1, 5.0).is_infinite());
     }
 
     #[test]
