@@ -166,6 +166,7 @@ fn stages(c: &mut Criterion) {
         min_depth: p.min_depth_mm as f32,
         snr_extent: p.noise_k as f32 / 2.0,
         snr_seed: p.noise_k as f32,
+        fdr: 0.1,
         surround_ratio: 2.5,
     };
     let mut g = configure(c, "segment");

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::intrinsics::{separate, Intrinsics};
-use crate::load::RgbPlanes;
+use crate::load::PlaneSource;
 use crate::measure::{measure, MeasureContext, Scar, ScarType};
 use crate::normalize::normalize;
 use crate::relief::{
@@ -199,14 +199,17 @@ pub fn summarize(scars: &[Scar], calibrated: bool) -> Summary {
 }
 
 /// Analyse one photo.
-pub fn analyze(planes: &RgbPlanes, p: &AnalyzeParams) -> Result<Analysis, AnalysisError> {
+pub fn analyze<P: PlaneSource + ?Sized>(
+    planes: &P,
+    p: &AnalyzeParams,
+) -> Result<Analysis, AnalysisError> {
     analyze_timed(planes, p, &mut Timings::new())
 }
 
 /// [`analyze`], adding the wall time of each stage to `t`: normalise, intrinsics, light (the
 /// band-pass filters and structure tensor of the azimuth estimate), relief, segment, measure.
-pub fn analyze_timed(
-    planes: &RgbPlanes,
+pub fn analyze_timed<P: PlaneSource + ?Sized>(
+    planes: &P,
     p: &AnalyzeParams,
     t: &mut Timings,
 ) -> Result<Analysis, AnalysisError> {

@@ -16,7 +16,7 @@ use clap::Args;
 use image::RgbImage;
 use scarscope::analyze::{analyze_timed, AnalyzeParams, Calibration};
 use scarscope::error::Error;
-use scarscope::load::{load_path, LoadLimits};
+use scarscope::load::{decode_path, LoadLimits};
 use scarscope::relief::LightSource;
 use scarscope::report::overlay::{draw_overlay, write_png};
 use scarscope::report::{analyze_doc, to_json_bytes, write_atomic, AnalyzeDoc};
@@ -324,13 +324,15 @@ fn analyze_one(
     t: &mut Timings,
 ) -> Result<(AnalyzeDoc, Option<RgbImage>), String> {
     let work = || -> Result<_, Error> {
-        let img = t.time("decode", || load_path(path, &cfg.limits))?;
-        let a = analyze_timed(&img.planes, &cfg.params, t).map_err(|source| Error::Analysis {
+        // The photo stays in its decoded samples: normalisation converts and downsamples it
+        // in one pass, and full-resolution planes are made only for an overlay.
+        let img = t.time("decode", || decode_path(path, &cfg.limits))?;
+        let a = analyze_timed(&img.photo, &cfg.params, t).map_err(|source| Error::Analysis {
             path: path.to_path_buf(),
             source,
         })?;
         let doc = t.time("report", || analyze_doc(&img.meta, &cfg.params, &a));
-        let ov = overlay.then(|| t.time("overlay", || draw_overlay(&img.planes, &a)));
+        let ov = overlay.then(|| t.time("overlay", || draw_overlay(&img.photo.to_planes(), &a)));
         Ok((doc, ov))
     };
     match catch_unwind(AssertUnwindSafe(work)) {
