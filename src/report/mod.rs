@@ -220,11 +220,12 @@ mod tests {
             })
         };
         write_atomic(&fifo, b"{}\n").expect("written");
-        let got = reader.join().expect("reader ran").expect("read");
-        assert_eq!(got, b"{}\n");
+        // Checked before joining: had the pipe been replaced, the reader would wait forever.
         let kind = std::fs::symlink_metadata(&fifo)
             .expect("still there")
             .file_type();
         assert!(kind.is_fifo(), "the pipe was replaced: {kind:?}");
+        let got = reader.join().expect("reader ran").expect("read");
+        assert_eq!(got, b"{}\n");
     }
 }
