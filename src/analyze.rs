@@ -5,13 +5,14 @@
 use serde::{Deserialize, Serialize};
 
 use crate::intrinsics::{separate, Intrinsics};
-use crate::load::RgbPlanes;
+use crate::load::PlaneSource;
 use crate::measure::{measure, MeasureContext, Scar, ScarType};
 use crate::normalize::normalize;
 use crate::relief::{
     estimate_azimuth, relief, Light, LightSource, ReliefParams, ASSUMED_ELEVATION_DEG,
 };
 use crate::segment::{segment, Regions, SegmentParams};
+use crate::timings::Timings;
 use crate::validate::{check_params, check_planes, empty_result_warning, Unmeasurable};
 
 /// Why a photo could not be analysed at all.
@@ -204,7 +205,20 @@ pub fn summarize(scars: &[Scar], calibrated: bool) -> Summary {
 }
 
 /// Analyse one photo.
-pub fn analyze(planes: &RgbPlanes, p: &AnalyzeParams) -> Result<Analysis, AnalysisError> {
+pub fn analyze<P: PlaneSource + ?Sized>(
+    planes: &P,
+    p: &AnalyzeParams,
+) -> Result<Analysis, AnalysisError> {
+    analyze_timed(planes, p, &mut Timings::new())
+}
+
+/// [`analyze`], adding the wall time of each stage to `t`: normalise, intrinsics, light (the
+/// band-pass filters and structure tensor of the azimuth estimate), relief, segment, measure.
+pub fn analyze_timed<P: PlaneSource + ?Sized>(
+    planes: &P,
+    p: &AnalyzeParams,
+    t: &mut Timings,
+) -> Result<Analysis, AnalysisError> {
     check_params(p)?;
     let (w, h) = (planes.width(), planes.height());
     let calibrated = p.calibration.mm_per_px.is_some();
@@ -248,20 +262,20 @@ pub fn analyze(planes: &RgbPlanes, p: &AnalyzeParams) -> Result<Analysis, Analys
             min: min_side,
         });
     }
-    check_planes(planes, min_side * min_side * factor * factor)?;
+    check_planes(planes, factor, min_side * min_side * factor * factor)?;
     let px = |mm: f64| (mm / unit) as f32;
 
-    let norm = normalize(planes, factor, px(8.0));
+    let norm = t.time("normalise", || normalize(planes, factor, px(8.0)));
     if norm.clipped_fraction > 0.02 {
         warnings.push(format!(
             "{:.1} % of pixels are clipped to black or white: relief there is unknown",
             100.0 * norm.clipped_fraction
         ));
     }
-    let intr = separate(&norm, px(0.15).max(1.0));
+    let intr = t.time("intrinsics", || separate(&norm, px(0.15).max(1.0)));
     drop(norm);
 
-    let est = estimate_azimuth(&intr.shading.view(), unit);
+    let est = t.time("light", || estimate_azimuth(&intr.shading.view(), unit));
     let low_relief = est.relief_signal < 0.004 || est.anisotropy < 0.08;
     if low_relief {
         warnings.push(format!(
@@ -296,7 +310,9 @@ pub fn analyze(planes: &RgbPlanes, p: &AnalyzeParams) -> Result<Analysis, Analys
         ambient: p.ambient,
         ..Default::default()
     };
-    let rel = relief(&intr.shading.view(), azimuth_deg, elevation_deg, unit, &rp);
+    let rel = t.time("relief", || {
+        relief(&intr.shading.view(), azimuth_deg, elevation_deg, unit, &rp)
+    });
     if rel.shadow_fraction > 0.01 {
         warnings.push(format!(
             "{:.1} % of the skin is in attached shadow: depths of the steepest walls are lower bounds",
@@ -328,7 +344,7 @@ pub fn analyze(planes: &RgbPlanes, p: &AnalyzeParams) -> Result<Analysis, Analys
         furrow_px: (0.1 / unit).round().max(1.0) as usize,
         ring_k: 2.0,
     };
-    let regions = segment(&rel.height.view(), &sp);
+    let regions = t.time("segment", || segment(&rel.height.view(), &sp));
     let model_rel = match (source, elevation_source) {
         (LightSource::Given, LightSource::Given) => 0.25,
         (_, LightSource::Given) => 0.3,
@@ -349,13 +365,15 @@ pub fn analyze(planes: &RgbPlanes, p: &AnalyzeParams) -> Result<Analysis, Analys
         model_rel_uncertainty: model_rel,
         depth_basis,
     };
-    let scars = measure(
-        &regions,
-        &rel.height.view(),
-        &intr.melanin.view(),
-        &intr.erythema.view(),
-        &ctx,
-    );
+    let scars = t.time("measure", || {
+        measure(
+            &regions,
+            &rel.height.view(),
+            &intr.melanin.view(),
+            &intr.erythema.view(),
+            &ctx,
+        )
+    });
     warnings.extend(empty_result_warning(scars.len(), low_relief));
     let summary = summarize(&scars, calibrated);
     Ok(Analysis {

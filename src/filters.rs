@@ -37,8 +37,8 @@ fn convolve_rows(src: &ArrayView2<f32>, k: &[f32]) -> Array2<f32> {
         .into_par_iter()
         .zip(src.axis_iter(Axis(0)).into_par_iter())
         .for_each_init(
-            || vec![0f32; w + 2 * rad],
-            |buf, (mut o, r)| {
+            || (vec![0f32; w + 2 * rad], vec![0f32; w]),
+            |(buf, acc), (mut o, r)| {
                 // Pad the row once so the inner loop has no bounds logic.
                 let first = r[0];
                 let last = r[w - 1];
@@ -49,9 +49,17 @@ fn convolve_rows(src: &ArrayView2<f32>, k: &[f32]) -> Array2<f32> {
                 for (b, v) in buf[rad..rad + w].iter_mut().zip(r.iter()) {
                     *b = *v;
                 }
-                for (x, ov) in o.iter_mut().enumerate() {
-                    let win = &buf[x..x + k.len()];
-                    *ov = win.iter().zip(k).map(|(a, b)| a * b).sum();
+                // Tap by tap across the whole row, so the loop vectorises over x; each output
+                // still sums its products in tap order from −0.0, exactly as
+                // `win.iter().zip(k).map(|(a, b)| a * b).sum()` would.
+                acc.iter_mut().for_each(|a| *a = -0.0);
+                for (j, kv) in k.iter().enumerate() {
+                    for (a, v) in acc.iter_mut().zip(&buf[j..j + w]) {
+                        *a += v * kv;
+                    }
+                }
+                for (ov, a) in o.iter_mut().zip(acc.iter()) {
+                    *ov = *a;
                 }
             },
         );
@@ -71,8 +79,18 @@ fn convolve_cols(src: &ArrayView2<f32>, k: &[f32]) -> Array2<f32> {
             for (j, kv) in k.iter().enumerate() {
                 let yy = (y as isize + j as isize - rad as isize).clamp(0, h as isize - 1) as usize;
                 let r = src.row(yy);
-                for (a, v) in acc.iter_mut().zip(r.iter()) {
-                    *a += kv * v;
+                // On a contiguous row the loop vectorises; ndarray's iterator does not.
+                match r.as_slice() {
+                    Some(r) => {
+                        for (a, v) in acc.iter_mut().zip(r) {
+                            *a += kv * v;
+                        }
+                    }
+                    None => {
+                        for (a, v) in acc.iter_mut().zip(r.iter()) {
+                            *a += kv * v;
+                        }
+                    }
                 }
             }
             if let Some(orow) = orow {
@@ -91,29 +109,78 @@ fn box_cascade(src: &ArrayView2<f32>, sigma: f32) -> Array2<f32> {
     // Box width w has variance (w² − 1)/12; three passes add up to σ².
     let w = ((12.0 * sigma * sigma / 3.0 + 1.0).sqrt()).round().max(1.0) as usize;
     let r = w / 2;
-    let mut a = src.to_owned();
-    for _ in 0..3 {
-        a = box_rows(&a.view(), r);
-        a = box_rows(&a.t(), r).reversed_axes();
-        a = a.as_standard_layout().to_owned();
+    let mut a = box_cols(&box_rows(src, r).view(), r);
+    for _ in 1..3 {
+        a = box_cols(&box_rows(&a.view(), r).view(), r);
     }
     a
 }
 
-/// Running mean of width 2r+1 along rows, edges replicated.
+/// Running mean of width 2r+1 along rows, edges replicated. The sum runs in `f64`, started
+/// from the window at x = 0 and updated by the pixel entering minus the pixel leaving.
 fn box_rows(src: &ArrayView2<f32>, r: usize) -> Array2<f32> {
     let (h, w) = src.dim();
     let mut out = Array2::<f32>::zeros((h, w));
+    if w == 0 {
+        return out;
+    }
     let norm = 1.0 / (2 * r + 1) as f64;
     out.axis_iter_mut(Axis(0))
         .into_par_iter()
         .zip(src.axis_iter(Axis(0)).into_par_iter())
-        .for_each(|(mut o, row)| {
-            let at = |i: isize| row[i.clamp(0, w as isize - 1) as usize] as f64;
-            let mut acc: f64 = (-(r as isize)..=r as isize).map(at).sum();
-            for x in 0..w {
-                o[x] = (acc * norm) as f32;
-                acc += at(x as isize + r as isize + 1) - at(x as isize - r as isize);
+        .for_each_init(
+            || vec![0f32; w + 2 * r + 2],
+            |buf, (mut o, row)| {
+                // buf[i + r + 1] is the pixel at x = i, edges replicated, so the loop below
+                // needs no clamping.
+                let (first, last) = (row[0], row[w - 1]);
+                buf[..=r].fill(first);
+                buf[r + 1 + w..].fill(last);
+                for (b, v) in buf[r + 1..r + 1 + w].iter_mut().zip(row.iter()) {
+                    *b = *v;
+                }
+                let mut acc: f64 = buf[1..2 * r + 2].iter().map(|v| *v as f64).sum();
+                for (x, ov) in o.iter_mut().enumerate() {
+                    *ov = (acc * norm) as f32;
+                    acc += buf[x + 2 * r + 2] as f64 - buf[x + 1] as f64;
+                }
+            },
+        );
+    out
+}
+
+/// Running mean of width 2r+1 down columns, edges replicated: the same sums as [`box_rows`]
+/// on the transpose, computed a band of columns at a time so the inner loop runs along
+/// rows (vectorised) instead of striding down a column.
+fn box_cols(src: &ArrayView2<f32>, r: usize) -> Array2<f32> {
+    const BAND: usize = 64;
+    let (h, w) = src.dim();
+    let mut out = Array2::<f32>::zeros((h, w));
+    if h == 0 || w == 0 {
+        return out;
+    }
+    let norm = 1.0 / (2 * r + 1) as f64;
+    let (r, last) = (r as isize, h as isize - 1);
+    out.axis_chunks_iter_mut(Axis(1), BAND)
+        .into_par_iter()
+        .zip(src.axis_chunks_iter(Axis(1), BAND).into_par_iter())
+        .for_each(|(mut o, s)| {
+            let row = |i: isize| s.row(i.clamp(0, last) as usize);
+            // −0.0 is where `Iterator::sum` starts, as in box_rows.
+            let mut acc = vec![-0.0f64; s.ncols()];
+            for i in -r..=r {
+                for (a, v) in acc.iter_mut().zip(row(i)) {
+                    *a += *v as f64;
+                }
+            }
+            for (y, mut orow) in o.axis_iter_mut(Axis(0)).enumerate() {
+                for (ov, a) in orow.iter_mut().zip(&acc) {
+                    *ov = (*a * norm) as f32;
+                }
+                let y = y as isize;
+                for ((a, p), m) in acc.iter_mut().zip(row(y + r + 1)).zip(row(y - r)) {
+                    *a += *p as f64 - *m as f64;
+                }
             }
         });
     out
@@ -303,6 +370,16 @@ mod tests {
                 "σ={s}: measured {}",
                 var.sqrt()
             );
+        }
+    }
+
+    #[test]
+    fn box_filter_down_columns_equals_along_rows_of_the_transpose_bit_for_bit() {
+        let a = Array2::from_shape_fn((70, 150), |(y, x)| ((x * 31 + y * 17) % 23) as f32 * 0.1);
+        for r in [0, 1, 4, 40, 90] {
+            let cols = box_cols(&a.view(), r);
+            let rows_t = box_rows(&a.t().as_standard_layout().view(), r);
+            assert_eq!(cols, rows_t.t(), "r = {r}");
         }
     }
 

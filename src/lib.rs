@@ -27,5 +27,6 @@ pub mod relief;
 pub mod report;
 pub mod segment;
 pub mod synth;
+pub mod timings;
 pub mod track;
 pub mod validate;

@@ -134,16 +134,173 @@ pub fn load_bytes(
     path: &Path,
     limits: &LoadLimits,
 ) -> Result<LoadedImage, LoadError> {
+    let DecodedImage { photo, meta } = decode_bytes(bytes, path, limits)?;
+    Ok(LoadedImage {
+        planes: photo.to_planes(),
+        meta,
+    })
+}
+
+/// A photo decoded but not yet converted: the decoder's samples (8 or 16 bits, or float) and
+/// the orientation still to apply. A fifth of the memory of [`RgbPlanes`] for 8-bit photos;
+/// [`PlaneSource::reduce`] turns it into linear planes at a coarser scale in one pass, so the
+/// full-resolution `f32` planes never exist.
+#[derive(Debug, Clone)]
+pub struct DecodedPhoto {
+    image: DynamicImage,
+    orientation: Orientation,
+    format: Format,
+}
+
+/// A decoded photo and its metadata.
+#[derive(Debug, Clone)]
+pub struct DecodedImage {
+    /// The samples, to be converted on demand.
+    pub photo: DecodedPhoto,
+    /// Where they came from.
+    pub meta: ImageMeta,
+}
+
+/// Reads and decodes the photo at `path`, without converting it to planes.
+///
+/// # Errors
+///
+/// As [`load_path`].
+pub fn decode_path(path: &Path, limits: &LoadLimits) -> Result<DecodedImage, LoadError> {
+    let bytes = read_file(path)?;
+    decode_bytes(&bytes, path, limits)
+}
+
+/// Decodes a photo already in memory, without converting it to planes.
+///
+/// # Errors
+///
+/// As [`load_bytes`]: every error a full load would give is given here, including a decoded
+/// layout the conversion does not support.
+pub fn decode_bytes(
+    bytes: &[u8],
+    path: &Path,
+    limits: &LoadLimits,
+) -> Result<DecodedImage, LoadError> {
     let (decoder, header) = open_decoder(bytes, path, limits)?;
     let image =
         DynamicImage::from_decoder(decoder).map_err(|e| map_image_error(e, header.format, path))?;
-    let planes = to_planes(&image, header.orientation, header.format, path)?;
-    // Hash after the decoded buffer is gone, to keep it out of the peak.
-    drop(image);
-    Ok(LoadedImage {
-        planes,
+    let photo = DecodedPhoto {
+        image,
+        orientation: header.orientation,
+        format: header.format,
+    };
+    // Refuse now what the conversion would refuse later, so conversions cannot fail.
+    visit_samples(&photo.image, photo.orientation, Check)
+        .ok_or_else(|| conversion_error(&photo.image, photo.format, path))?;
+    Ok(DecodedImage {
+        photo,
         meta: header.meta(path, bytes),
     })
+}
+
+impl DecodedPhoto {
+    /// The full-resolution linear planes, as [`load_bytes`] gives them.
+    pub fn to_planes(&self) -> RgbPlanes {
+        visit_samples(&self.image, self.orientation, ToPlanes).unwrap_or_else(empty_planes)
+    }
+}
+
+/// Linear planes averaged over `factor`×`factor` blocks, and how many full-resolution pixels
+/// were clipped: what normalisation needs of a photo.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reduced {
+    /// R, G, B block means (partial blocks at the right and bottom edges average the pixels
+    /// they hold), as [`crate::filters::downsample`] computes them.
+    pub planes: [Array2<f32>; 3],
+    /// Full-resolution pixels with some channel at or below `floor` or at or above `ceil`.
+    pub clipped: usize,
+    /// Full-resolution pixel count.
+    pub total: usize,
+}
+
+/// Something that can give its linear planes at a coarser scale: full planes, or a decoded
+/// photo converted and reduced in one pass. Both give bit-identical results.
+pub trait PlaneSource: Sync {
+    /// Width in pixels, after orientation.
+    fn width(&self) -> usize;
+    /// Height in pixels, after orientation.
+    fn height(&self) -> usize;
+    /// Block means over `factor`×`factor` blocks, counting as clipped every pixel whose
+    /// darkest channel is at most `floor` or whose brightest is at least `ceil`.
+    fn reduce(&self, factor: usize, floor: f32, ceil: f32) -> Reduced;
+}
+
+impl PlaneSource for RgbPlanes {
+    fn width(&self) -> usize {
+        self.r.ncols()
+    }
+
+    fn height(&self) -> usize {
+        self.r.nrows()
+    }
+
+    fn reduce(&self, factor: usize, floor: f32, ceil: f32) -> Reduced {
+        let clipped = match (self.r.as_slice(), self.g.as_slice(), self.b.as_slice()) {
+            (Some(r), Some(g), Some(b)) => count_clipped(r, g, b, floor, ceil),
+            _ => ndarray::Zip::from(&self.r)
+                .and(&self.g)
+                .and(&self.b)
+                .fold(0, |n, r, g, b| {
+                    n + usize::from(is_clipped(*r, *g, *b, floor, ceil))
+                }),
+        };
+        let down = |p: &Array2<f32>| crate::filters::downsample(&p.view(), factor);
+        Reduced {
+            planes: [down(&self.r), down(&self.g), down(&self.b)],
+            clipped,
+            total: self.r.len(),
+        }
+    }
+}
+
+impl PlaneSource for DecodedPhoto {
+    fn width(&self) -> usize {
+        let (w, h) = (self.image.width(), self.image.height());
+        (if swaps_axes(self.orientation) { h } else { w }) as usize
+    }
+
+    fn height(&self) -> usize {
+        let (w, h) = (self.image.width(), self.image.height());
+        (if swaps_axes(self.orientation) { w } else { h }) as usize
+    }
+
+    fn reduce(&self, factor: usize, floor: f32, ceil: f32) -> Reduced {
+        let v = Reduce {
+            factor: factor.max(1),
+            floor,
+            ceil,
+        };
+        visit_samples(&self.image, self.orientation, v).unwrap_or_else(|| Reduced {
+            planes: std::array::from_fn(|_| Array2::zeros((0, 0))),
+            clipped: 0,
+            total: 0,
+        })
+    }
+}
+
+#[inline]
+fn is_clipped(r: f32, g: f32, b: f32, floor: f32, ceil: f32) -> bool {
+    r.min(g).min(b) <= floor || r.max(g).max(b) >= ceil
+}
+
+fn count_clipped(r: &[f32], g: &[f32], b: &[f32], floor: f32, ceil: f32) -> usize {
+    r.par_chunks(1 << 16)
+        .zip(g.par_chunks(1 << 16))
+        .zip(b.par_chunks(1 << 16))
+        .map(|((r, g), b)| {
+            r.iter()
+                .zip(g)
+                .zip(b)
+                .filter(|((r, g), b)| is_clipped(**r, **g, **b, floor, ceil))
+                .count()
+        })
+        .sum()
 }
 
 /// Reads only the header of the photo at `path` (the whole file is hashed): the metadata
@@ -622,13 +779,95 @@ fn sha256_hex(bytes: &[u8]) -> String {
     s
 }
 
-/// Converts the decoded buffer to planes, applying the orientation in the same pass.
-fn to_planes(
+/// Why a decoded buffer cannot be converted: a layout we do not read, or too few samples.
+fn conversion_error(image: &DynamicImage, format: Format, path: &Path) -> LoadError {
+    let supported = matches!(
+        image,
+        DynamicImage::ImageLuma8(_)
+            | DynamicImage::ImageLumaA8(_)
+            | DynamicImage::ImageRgb8(_)
+            | DynamicImage::ImageRgba8(_)
+            | DynamicImage::ImageLuma16(_)
+            | DynamicImage::ImageLumaA16(_)
+            | DynamicImage::ImageRgb16(_)
+            | DynamicImage::ImageRgba16(_)
+            | DynamicImage::ImageRgb32F(_)
+            | DynamicImage::ImageRgba32F(_)
+    );
+    if !supported {
+        return LoadError::UnsupportedFeature {
+            path: path.to_path_buf(),
+            format: format.display().to_owned(),
+            message: format!("decoded sample layout {:?}", image.color()),
+        };
+    }
+    LoadError::Decode {
+        path: path.to_path_buf(),
+        format: format.display().to_owned(),
+        message: "the decoder returned fewer samples than the image size implies".to_owned(),
+    }
+}
+
+fn empty_planes() -> RgbPlanes {
+    RgbPlanes {
+        r: Array2::zeros((0, 0)),
+        g: Array2::zeros((0, 0)),
+        b: Array2::zeros((0, 0)),
+    }
+}
+
+/// Interleaved samples (`channels` per pixel; 1–2 grey, 3–4 RGB, the extra one alpha,
+/// dropped) read as oriented rows of linear values.
+struct Samples<'a, T, F> {
+    src: &'a [T],
+    channels: usize,
+    walk: SourceWalk,
+    to_linear: F,
+}
+
+impl<T: Copy, F: Fn(T) -> f32> Samples<'_, T, F> {
+    /// Oriented row `oy` into `r`, `g`, `b` (each `walk.out_w` long).
+    fn row(&self, oy: usize, r: &mut [f32], g: &mut [f32], b: &mut [f32]) {
+        let (walk, channels, src, f) = (&self.walk, self.channels, self.src, &self.to_linear);
+        let (ow, grey) = (walk.out_w, channels < 3);
+        let row_start = walk.start + oy as isize * walk.dy;
+        // Every index below lies in [0, n) by construction of `SourceWalk`, and src holds at
+        // least n pixels (checked in `visit_samples`), so the slicing cannot fail.
+        if walk.dx == 1 || walk.dx == -1 {
+            let first = if walk.dx == 1 {
+                row_start
+            } else {
+                row_start - (ow as isize - 1)
+            } as usize;
+            let row = src[first * channels..(first + ow) * channels].chunks_exact(channels);
+            if walk.dx == 1 {
+                fill_row(row, grey, f, r, g, b);
+            } else {
+                fill_row(row.rev(), grey, f, r, g, b);
+            }
+        } else {
+            let pixels = (0..ow).map(|ox| {
+                let i = (row_start + ox as isize * walk.dx) as usize * channels;
+                &src[i..i + channels]
+            });
+            fill_row(pixels, grey, f, r, g, b);
+        }
+    }
+}
+
+/// Something done with a photo's samples, whatever their type.
+trait SampleVisitor {
+    type Out;
+    fn visit<T: Copy + Sync, F: Fn(T) -> f32 + Sync>(self, s: Samples<'_, T, F>) -> Self::Out;
+}
+
+/// Run `v` on the samples of `image`; `None` for a layout we do not read, an empty image or
+/// fewer samples than its size implies.
+fn visit_samples<V: SampleVisitor>(
     image: &DynamicImage,
     orientation: Orientation,
-    format: Format,
-    path: &Path,
-) -> Result<RgbPlanes, LoadError> {
+    v: V,
+) -> Option<V::Out> {
     let (w, h) = (image.width() as usize, image.height() as usize);
     let lut8: &[f32; 256] = &LUT8;
     let lut16: &[f32] = &LUT16;
@@ -636,30 +875,136 @@ fn to_planes(
     let from_u16 = |v: u16| lut16.get(usize::from(v)).copied().unwrap_or(1.0);
     // Float TIFF holds linear values already; only the range needs enforcing.
     let from_f32 = |v: f32| if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) };
-    let planes = match image {
-        DynamicImage::ImageLuma8(b) => convert(b.as_raw(), w, h, 1, orientation, from_u8),
-        DynamicImage::ImageLumaA8(b) => convert(b.as_raw(), w, h, 2, orientation, from_u8),
-        DynamicImage::ImageRgb8(b) => convert(b.as_raw(), w, h, 3, orientation, from_u8),
-        DynamicImage::ImageRgba8(b) => convert(b.as_raw(), w, h, 4, orientation, from_u8),
-        DynamicImage::ImageLuma16(b) => convert(b.as_raw(), w, h, 1, orientation, from_u16),
-        DynamicImage::ImageLumaA16(b) => convert(b.as_raw(), w, h, 2, orientation, from_u16),
-        DynamicImage::ImageRgb16(b) => convert(b.as_raw(), w, h, 3, orientation, from_u16),
-        DynamicImage::ImageRgba16(b) => convert(b.as_raw(), w, h, 4, orientation, from_u16),
-        DynamicImage::ImageRgb32F(b) => convert(b.as_raw(), w, h, 3, orientation, from_f32),
-        DynamicImage::ImageRgba32F(b) => convert(b.as_raw(), w, h, 4, orientation, from_f32),
-        other => {
-            return Err(LoadError::UnsupportedFeature {
-                path: path.to_path_buf(),
-                format: format.display().to_owned(),
-                message: format!("decoded sample layout {:?}", other.color()),
-            })
+    fn go<T: Copy + Sync, F: Fn(T) -> f32 + Sync, V: SampleVisitor>(
+        src: &[T],
+        (w, h, channels): (usize, usize, usize),
+        orientation: Orientation,
+        to_linear: F,
+        v: V,
+    ) -> Option<V::Out> {
+        let n = w.checked_mul(h)?;
+        if n == 0 || src.len() < n.checked_mul(channels)? || isize::try_from(n).is_err() {
+            return None;
         }
-    };
-    planes.ok_or_else(|| LoadError::Decode {
-        path: path.to_path_buf(),
-        format: format.display().to_owned(),
-        message: "the decoder returned fewer samples than the image size implies".to_owned(),
-    })
+        let walk = SourceWalk::new(w, h, orientation);
+        Some(v.visit(Samples {
+            src,
+            channels,
+            walk,
+            to_linear,
+        }))
+    }
+    let o = orientation;
+    match image {
+        DynamicImage::ImageLuma8(b) => go(b.as_raw(), (w, h, 1), o, from_u8, v),
+        DynamicImage::ImageLumaA8(b) => go(b.as_raw(), (w, h, 2), o, from_u8, v),
+        DynamicImage::ImageRgb8(b) => go(b.as_raw(), (w, h, 3), o, from_u8, v),
+        DynamicImage::ImageRgba8(b) => go(b.as_raw(), (w, h, 4), o, from_u8, v),
+        DynamicImage::ImageLuma16(b) => go(b.as_raw(), (w, h, 1), o, from_u16, v),
+        DynamicImage::ImageLumaA16(b) => go(b.as_raw(), (w, h, 2), o, from_u16, v),
+        DynamicImage::ImageRgb16(b) => go(b.as_raw(), (w, h, 3), o, from_u16, v),
+        DynamicImage::ImageRgba16(b) => go(b.as_raw(), (w, h, 4), o, from_u16, v),
+        DynamicImage::ImageRgb32F(b) => go(b.as_raw(), (w, h, 3), o, from_f32, v),
+        DynamicImage::ImageRgba32F(b) => go(b.as_raw(), (w, h, 4), o, from_f32, v),
+        _ => None,
+    }
+}
+
+/// Whether the samples can be converted at all.
+struct Check;
+
+impl SampleVisitor for Check {
+    type Out = ();
+    fn visit<T: Copy + Sync, F: Fn(T) -> f32 + Sync>(self, _: Samples<'_, T, F>) {}
+}
+
+/// Full-resolution oriented planes, one output row per rayon task.
+struct ToPlanes;
+
+impl SampleVisitor for ToPlanes {
+    type Out = RgbPlanes;
+    fn visit<T: Copy + Sync, F: Fn(T) -> f32 + Sync>(self, s: Samples<'_, T, F>) -> RgbPlanes {
+        let (ow, oh) = (s.walk.out_w, s.walk.out_h);
+        let n = ow * oh;
+        let (mut r, mut g, mut b) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
+        r.par_chunks_exact_mut(ow)
+            .zip(g.par_chunks_exact_mut(ow))
+            .zip(b.par_chunks_exact_mut(ow))
+            .enumerate()
+            .with_min_len(8)
+            .for_each(|(oy, ((r, g), b))| s.row(oy, r, g, b));
+        let plane = |v: Vec<f32>| Array2::from_shape_vec((oh, ow), v);
+        match (plane(r), plane(g), plane(b)) {
+            (Ok(r), Ok(g), Ok(b)) => RgbPlanes { r, g, b },
+            _ => empty_planes(),
+        }
+    }
+}
+
+/// Oriented linear planes averaged over blocks, converted a row at a time: the same sums in
+/// the same order as converting to full planes and then calling
+/// [`crate::filters::downsample`], so the values are bit-identical, without the
+/// full-resolution planes (12 bytes per pixel) ever existing.
+struct Reduce {
+    factor: usize,
+    floor: f32,
+    ceil: f32,
+}
+
+impl SampleVisitor for Reduce {
+    type Out = Reduced;
+    fn visit<T: Copy + Sync, F: Fn(T) -> f32 + Sync>(self, s: Samples<'_, T, F>) -> Reduced {
+        let Reduce {
+            factor,
+            floor,
+            ceil,
+        } = self;
+        let (w, h) = (s.walk.out_w, s.walk.out_h);
+        let (oh, ow) = (h.div_ceil(factor), w.div_ceil(factor));
+        let rows: Vec<([Vec<f32>; 3], usize)> = (0..oh)
+            .into_par_iter()
+            .map_init(
+                || [vec![0f32; w], vec![0f32; w], vec![0f32; w]],
+                |[tr, tg, tb], oy| {
+                    let (y0, y1) = (oy * factor, ((oy + 1) * factor).min(h));
+                    let mut out = [vec![0f32; ow], vec![0f32; ow], vec![0f32; ow]];
+                    let mut clipped = 0;
+                    for y in y0..y1 {
+                        s.row(y, tr, tg, tb);
+                        clipped += tr
+                            .iter()
+                            .zip(tg.iter())
+                            .zip(tb.iter())
+                            .filter(|((r, g), b)| is_clipped(**r, **g, **b, floor, ceil))
+                            .count();
+                        for (acc, src) in out.iter_mut().zip([&*tr, &*tg, &*tb]) {
+                            for (a, chunk) in acc.iter_mut().zip(src.chunks(factor)) {
+                                for v in chunk {
+                                    *a += *v;
+                                }
+                            }
+                        }
+                    }
+                    let rows = y1 - y0;
+                    for acc in out.iter_mut() {
+                        for (x, a) in acc.iter_mut().enumerate() {
+                            let cols = ((x + 1) * factor).min(w) - x * factor;
+                            *a /= (rows * cols).max(1) as u32 as f32;
+                        }
+                    }
+                    (out, clipped)
+                },
+            )
+            .collect();
+        let clipped = rows.iter().map(|(_, c)| c).sum();
+        let planes =
+            std::array::from_fn(|c| Array2::from_shape_fn((oh, ow), |(y, x)| rows[y].0[c][x]));
+        Reduced {
+            planes,
+            clipped,
+            total: w * h,
+        }
+    }
 }
 
 /// Whether the orientation turns the image a quarter turn, swapping width and height.
@@ -712,66 +1057,6 @@ impl SourceWalk {
             dy,
         }
     }
-}
-
-/// Interleaved samples (`channels` per pixel; 1–2 grey, 3–4 RGB, the extra one alpha, dropped)
-/// → oriented planes, one output row per rayon task. `None` if `src` is shorter than `w × h`
-/// pixels or the image is empty.
-fn convert<T, F>(
-    src: &[T],
-    w: usize,
-    h: usize,
-    channels: usize,
-    orientation: Orientation,
-    f: F,
-) -> Option<RgbPlanes>
-where
-    T: Copy + Sync,
-    F: Fn(T) -> f32 + Sync,
-{
-    let n = w.checked_mul(h)?;
-    if n == 0 || src.len() < n.checked_mul(channels)? || isize::try_from(n).is_err() {
-        return None;
-    }
-    let walk = SourceWalk::new(w, h, orientation);
-    let ow = walk.out_w;
-    let (mut r, mut g, mut b) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
-    let grey = channels < 3;
-    r.par_chunks_exact_mut(ow)
-        .zip(g.par_chunks_exact_mut(ow))
-        .zip(b.par_chunks_exact_mut(ow))
-        .enumerate()
-        .with_min_len(8)
-        .for_each(|(oy, ((r, g), b))| {
-            let row_start = walk.start + oy as isize * walk.dy;
-            // Every index below lies in [0, n) by construction of `SourceWalk`, and src holds
-            // at least n pixels, so the slicing cannot fail.
-            if walk.dx == 1 || walk.dx == -1 {
-                let first = if walk.dx == 1 {
-                    row_start
-                } else {
-                    row_start - (ow as isize - 1)
-                } as usize;
-                let row = src[first * channels..(first + ow) * channels].chunks_exact(channels);
-                if walk.dx == 1 {
-                    fill_row(row, grey, &f, r, g, b);
-                } else {
-                    fill_row(row.rev(), grey, &f, r, g, b);
-                }
-            } else {
-                let pixels = (0..ow).map(|ox| {
-                    let i = (row_start + ox as isize * walk.dx) as usize * channels;
-                    &src[i..i + channels]
-                });
-                fill_row(pixels, grey, &f, r, g, b);
-            }
-        });
-    let shape = (walk.out_h, walk.out_w);
-    Some(RgbPlanes {
-        r: Array2::from_shape_vec(shape, r).ok()?,
-        g: Array2::from_shape_vec(shape, g).ok()?,
-        b: Array2::from_shape_vec(shape, b).ok()?,
-    })
 }
 
 #[inline]
@@ -1305,6 +1590,60 @@ mod tests {
                 &tiff_with_orientation(&stored, u16::from(o)),
                 0,
             );
+        }
+    }
+
+    #[test]
+    fn reducing_a_decoded_photo_equals_downsampling_its_planes_bit_for_bit() {
+        // Odd sizes leave partial blocks; every orientation walks the samples differently;
+        // 16-bit and grey take other conversion paths. Codes 0 and 255 count as clipped.
+        let canonical = RgbImage::from_fn(37, 23, |x, y| {
+            let v = (x * 7 + y * 13) % 256;
+            image::Rgb([v as u8, (255 - v) as u8, ((x * y) % 256) as u8])
+        });
+        let grey16 =
+            ImageBuffer::<Luma<u16>, _>::from_fn(29, 17, |x, y| Luma([(x * 2000 + y * 97) as u16]));
+        let mut cases: Vec<Vec<u8>> = (1..=8u8)
+            .map(|o| tiff_with_orientation(&stored_for(&canonical, o), u16::from(o)))
+            .collect();
+        cases.push(png(
+            &u16_bytes(grey16.as_raw()),
+            29,
+            17,
+            ExtendedColorType::L16,
+        ));
+        for (i, bytes) in cases.iter().enumerate() {
+            let full = load(bytes).unwrap_or_else(|e| panic!("case {i}: {e}"));
+            let dec = decode_bytes(bytes, &path(), &LoadLimits::default())
+                .unwrap_or_else(|e| panic!("case {i}: {e}"));
+            assert_eq!(dec.meta, full.meta, "case {i}");
+            assert_eq!(dec.photo.to_planes(), full.planes, "case {i}");
+            assert_eq!(
+                (dec.photo.width(), dec.photo.height()),
+                (full.planes.width(), full.planes.height())
+            );
+            for f in [1, 2, 3, 5] {
+                let a = dec.photo.reduce(f, 1e-6, 0.999);
+                let b = full.planes.reduce(f, 1e-6, 0.999);
+                let bits = |r: &Reduced| -> Vec<u32> {
+                    r.planes
+                        .iter()
+                        .flat_map(|p| p.iter().map(|v| v.to_bits()))
+                        .collect()
+                };
+                assert_eq!(bits(&a), bits(&b), "case {i}, factor {f}");
+                assert_eq!((a.clipped, a.total), (b.clipped, b.total), "case {i}");
+                assert_eq!(
+                    a.planes[0].dim(),
+                    (
+                        full.planes.height().div_ceil(f),
+                        full.planes.width().div_ceil(f)
+                    )
+                );
+            }
+            if i == 0 {
+                assert!(dec.photo.reduce(1, 1e-6, 0.999).clipped > 0);
+            }
         }
     }
 

@@ -8,8 +8,8 @@
 
 use ndarray::{Array2, Zip};
 
-use crate::filters::{downsample, gaussian, robust_stats};
-use crate::load::RgbPlanes;
+use crate::filters::{gaussian, robust_stats};
+use crate::load::{PlaneSource, Reduced};
 
 /// Optical densities relative to the photo's own healthy skin.
 #[derive(Debug, Clone)]
@@ -31,27 +31,24 @@ const FLOOR: f32 = 1.0 / 4096.0;
 const MAX_OD_DEVIATION: f32 = 2.0;
 
 /// Downsample by `factor`, take optical density, and remove each channel's smooth field with a
-/// Gaussian of `flat_sigma_px` processing pixels.
-pub fn normalize(planes: &RgbPlanes, factor: usize, flat_sigma_px: f32) -> Normalized {
-    let chans = [&planes.r, &planes.g, &planes.b];
-    let mut clipped = 0usize;
-    let total = planes.r.len().max(1);
-    Zip::from(&planes.r)
-        .and(&planes.g)
-        .and(&planes.b)
-        .for_each(|r, g, b| {
-            let lo = r.min(*g).min(*b);
-            let hi = r.max(*g).max(*b);
-            if lo <= FLOOR || hi >= 0.999 {
-                clipped += 1;
-            }
-        });
+/// Gaussian of `flat_sigma_px` processing pixels. The source is either full planes or a
+/// decoded photo reduced in one pass (see [`PlaneSource`]); the result is the same.
+pub fn normalize<P: PlaneSource + ?Sized>(
+    planes: &P,
+    factor: usize,
+    flat_sigma_px: f32,
+) -> Normalized {
+    let Reduced {
+        planes: small,
+        clipped,
+        total,
+    } = planes.reduce(factor, FLOOR, 0.999);
+    let total = total.max(1);
     let mut skin_od = [0f32; 3];
-    let od: Vec<Array2<f32>> = chans
-        .iter()
+    let od: Vec<Array2<f32>> = small
+        .into_iter()
         .enumerate()
-        .map(|(c, p)| {
-            let small = downsample(&p.view(), factor);
+        .map(|(c, small)| {
             let mut d = small.mapv(|v| -(v.max(FLOOR)).ln());
             let (med, _) = robust_stats(&d.view());
             skin_od[c] = med;
@@ -81,6 +78,7 @@ pub fn normalize(planes: &RgbPlanes, factor: usize, flat_sigma_px: f32) -> Norma
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::load::RgbPlanes;
 
     #[test]
     fn smooth_lighting_exposure_and_white_balance_are_removed() {

@@ -404,7 +404,14 @@ mod tests {
     fn slope_inversion_with_cross_slope_reproduces_the_lambertian_shading() {
         let e = 40f64.to_radians();
         let (se, ce) = (e.sin(), e.cos());
-        for (zu, zv) in [(0.0, 0.0), (0.3, 0.0), (-0.5, 0.2), (0.4, 0.6), (0.6, -0.8), (-1.0, 0.5)] {
+        for (zu, zv) in [
+            (0.0, 0.0),
+            (0.3, 0.0),
+            (-0.5, 0.2),
+            (0.4, 0.6),
+            (0.6, -0.8),
+            (-1.0, 0.5),
+        ] {
             let m = (se - ce * zu) / (1.0f64 + zu * zu + zv * zv).sqrt();
             let t = slope_along_light(se, ce, m, zv);
             assert!((t - zu).abs() < 1e-9, "z_u {zu} z_v {zv}: got {t}");

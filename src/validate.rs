@@ -8,7 +8,7 @@
 use ndarray::Zip;
 
 use crate::analyze::{AnalysisError, AnalyzeParams};
-use crate::load::{linear_to_srgb, RgbPlanes};
+use crate::load::{linear_to_srgb, PlaneSource};
 
 /// Why a photo holds nothing that can be measured.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -67,35 +67,36 @@ pub fn check_params(p: &AnalyzeParams) -> Result<(), AnalysisError> {
     Ok(())
 }
 
-/// Refuse planes that hold nothing measurable. `needed` is the fewest informative (not
+/// Refuse a photo that holds nothing measurable. `needed` is the fewest informative (not
 /// clipped) camera pixels an analysis needs: the smallest analysable area at the processing
-/// scale, in camera pixels. One pass over the planes, no allocation.
+/// scale, in camera pixels. Works on the photo reduced by `factor` (block means, the scale the
+/// analysis works at), so a decoded photo never needs full-resolution float planes.
 ///
 /// # Errors
 ///
 /// [`AnalysisError::NothingMeasurable`] with the reason.
-pub fn check_planes(planes: &RgbPlanes, needed: usize) -> Result<(), AnalysisError> {
+pub fn check_planes<P: PlaneSource + ?Sized>(
+    planes: &P,
+    factor: usize,
+    needed: usize,
+) -> Result<(), AnalysisError> {
+    let red = planes.reduce(factor.max(1), BLACK, WHITE);
     let mut non_finite = 0usize;
-    let mut informative = 0usize;
     let mut lo = [f32::INFINITY; 3];
     let mut hi = [f32::NEG_INFINITY; 3];
-    Zip::from(&planes.r)
-        .and(&planes.g)
-        .and(&planes.b)
-        .for_each(|&r, &g, &b| {
-            let px = [r, g, b];
-            if px.iter().any(|v| !v.is_finite()) {
-                non_finite += px.iter().filter(|v| !v.is_finite()).count();
-                return;
-            }
-            if px.iter().any(|&v| v > BLACK && v < WHITE) {
-                informative += 1;
-            }
-            for c in 0..3 {
-                lo[c] = lo[c].min(px[c]);
-                hi[c] = hi[c].max(px[c]);
-            }
-        });
+    let [r, g, b] = &red.planes;
+    Zip::from(r).and(g).and(b).for_each(|&r, &g, &b| {
+        let px = [r, g, b];
+        if px.iter().any(|v| !v.is_finite()) {
+            non_finite += px.iter().filter(|v| !v.is_finite()).count();
+            return;
+        }
+        for c in 0..3 {
+            lo[c] = lo[c].min(px[c]);
+            hi[c] = hi[c].max(px[c]);
+        }
+    });
+    let informative = red.total.saturating_sub(red.clipped);
     let refuse = |why| Err(AnalysisError::NothingMeasurable(why));
     if non_finite > 0 {
         return refuse(Unmeasurable::NonFinite { count: non_finite });
@@ -130,6 +131,8 @@ pub fn empty_result_warning(scar_count: usize, low_relief: bool) -> Option<Strin
 mod tests {
     use ndarray::Array2;
 
+    use crate::load::RgbPlanes;
+
     use super::*;
 
     fn planes(w: usize, h: usize, f: impl Fn(usize, usize) -> [f32; 3]) -> RgbPlanes {
@@ -142,7 +145,7 @@ mod tests {
     }
 
     fn reason(p: &RgbPlanes, needed: usize) -> Option<Unmeasurable> {
-        match check_planes(p, needed) {
+        match check_planes(p, 1, needed) {
             Ok(()) => None,
             Err(AnalysisError::NothingMeasurable(why)) => Some(why),
             Err(e) => panic!("unexpected {e:?}"),

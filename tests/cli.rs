@@ -498,3 +498,49 @@ fn analyze_help_documents_the_exit_codes() {
         assert!(text.contains(&format!("  {code}  ")), "{text}");
     }
 }
+
+#[test]
+fn timings_print_every_stage_as_json_on_stderr_and_leave_the_report_unchanged() {
+    let (dir, photo, _) = study();
+    let run = |name: &str, timings: bool| {
+        let p = dir.path().join(name);
+        let mut cmd = scarscope();
+        cmd.arg("analyze")
+            .arg(&photo)
+            .args(["--mm-per-px", "0.1", "--out"])
+            .arg(&p);
+        if timings {
+            cmd.arg("--timings");
+        }
+        let out = cmd.output().expect("runs");
+        assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr_of(&out));
+        (std::fs::read(p).expect("written"), stderr_of(&out))
+    };
+    let (plain, plain_err) = run("a.json", false);
+    let (timed, timed_err) = run("b.json", true);
+    assert_eq!(plain, timed, "--timings does not change the report");
+    assert!(!plain_err.lines().any(|l| l.starts_with('{')));
+    let line = timed_err
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON line on stderr: {timed_err}"));
+    let v: Value = serde_json::from_str(line).expect("the timings line is JSON");
+    assert_eq!(v["photo"].as_str(), Some(photo.to_str().expect("utf-8")));
+    let stages = v["stages_s"].as_object().expect("stages_s is an object");
+    for s in [
+        "decode",
+        "normalise",
+        "intrinsics",
+        "light",
+        "relief",
+        "segment",
+        "measure",
+        "write",
+    ] {
+        let t = stages.get(s).and_then(Value::as_f64);
+        assert!(t.is_some_and(|t| t >= 0.0), "stage {s}: {t:?}");
+    }
+    let sum: f64 = stages.values().filter_map(Value::as_f64).sum();
+    let total = v["total_s"].as_f64().expect("total_s");
+    assert!((sum - total).abs() < 1e-3, "total {total} vs sum {sum}");
+}

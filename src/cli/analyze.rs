@@ -14,12 +14,13 @@ use std::process::ExitCode;
 use anyhow::{bail, ensure, Context};
 use clap::Args;
 use image::RgbImage;
-use scarscope::analyze::{analyze, AnalyzeParams, Calibration};
+use scarscope::analyze::{analyze_timed, AnalyzeParams, Calibration};
 use scarscope::error::Error;
-use scarscope::load::{load_path, LoadLimits};
+use scarscope::load::{decode_path, LoadLimits};
 use scarscope::relief::LightSource;
 use scarscope::report::overlay::{draw_overlay, write_png};
 use scarscope::report::{analyze_doc, to_json_bytes, write_atomic, AnalyzeDoc};
+use scarscope::timings::Timings;
 
 /// Exit status, shown after `--help`.
 const EXIT_CODES: &str = "\
@@ -68,6 +69,10 @@ pub struct AnalyzeArgs {
     /// decoder state and the three f32 planes), before decoding them.
     #[arg(long, value_name = "MIB", default_value_t = LoadLimits::default().max_alloc_bytes >> 20, value_parser = parse_memory_mib)]
     max_memory_mib: u64,
+    /// Print each photo's per-stage wall times (decode, normalise, intrinsics, light, relief,
+    /// segment, measure, report, overlay, write) as one JSON line on stderr.
+    #[arg(long)]
+    timings: bool,
 }
 
 /// Where a JSON output goes.
@@ -98,6 +103,7 @@ struct Config {
     params: AnalyzeParams,
     limits: LoadLimits,
     output: Output,
+    timings: bool,
 }
 
 impl Config {
@@ -142,6 +148,7 @@ impl Config {
                 max_alloc_bytes: a.max_memory_mib << 20,
             },
             output,
+            timings: a.timings,
         })
     }
 }
@@ -278,7 +285,8 @@ pub fn run(a: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         Output::Dir { .. } => true,
     };
     for (i, path) in cfg.photos.iter().enumerate() {
-        let (doc, overlay) = match analyze_one(path, &cfg, want_overlay) {
+        let mut t = Timings::new();
+        let (doc, overlay) = match analyze_one(path, &cfg, want_overlay, &mut t) {
             Ok(done) => done,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -290,7 +298,7 @@ pub fn run(a: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         for w in &doc.warnings {
             eprintln!("{}: warning: {w}", path.display());
         }
-        let written = match &cfg.output {
+        let written = t.time("write", || match &cfg.output {
             Output::Single {
                 json,
                 overlay: dest,
@@ -310,11 +318,18 @@ pub fn run(a: AnalyzeArgs) -> anyhow::Result<ExitCode> {
                     None => Ok(()),
                 })
             }
-        };
+        });
         failed |= written.is_err();
+        if cfg.timings {
+            print_timings(Some(path), &t);
+        }
     }
     if let Output::Array { json } = &cfg.output {
-        failed |= write_json(json, &docs).is_err();
+        let mut t = Timings::new();
+        failed |= t.time("write", || write_json(json, &docs)).is_err();
+        if cfg.timings {
+            print_timings(None, &t);
+        }
     }
     Ok(if failed {
         ExitCode::from(1)
@@ -329,15 +344,18 @@ fn analyze_one(
     path: &Path,
     cfg: &Config,
     overlay: bool,
+    t: &mut Timings,
 ) -> Result<(AnalyzeDoc, Option<RgbImage>), String> {
     let work = || -> Result<_, Error> {
-        let img = load_path(path, &cfg.limits)?;
-        let a = analyze(&img.planes, &cfg.params).map_err(|source| Error::Analysis {
+        // The photo stays in its decoded samples: normalisation converts and downsamples it
+        // in one pass, and full-resolution planes are made only for an overlay.
+        let img = t.time("decode", || decode_path(path, &cfg.limits))?;
+        let a = analyze_timed(&img.photo, &cfg.params, t).map_err(|source| Error::Analysis {
             path: path.to_path_buf(),
             source,
         })?;
-        let doc = analyze_doc(&img.meta, &cfg.params, &a);
-        let ov = overlay.then(|| draw_overlay(&img.planes, &a));
+        let doc = t.time("report", || analyze_doc(&img.meta, &cfg.params, &a));
+        let ov = overlay.then(|| t.time("overlay", || draw_overlay(&img.photo.to_planes(), &a)));
         Ok((doc, ov))
     };
     match catch_unwind(AssertUnwindSafe(work)) {
@@ -347,6 +365,25 @@ fn analyze_one(
             path.display()
         )),
     }
+}
+
+/// One JSON line on stderr: `{"photo": …, "stages_s": {…}, "total_s": …}` (photo null for
+/// the write of a multi-photo array).
+fn print_timings(photo: Option<&Path>, t: &Timings) {
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        photo: Option<String>,
+        #[serde(flatten)]
+        timings: &'a Timings,
+    }
+    let line = Line {
+        photo: photo.map(|p| p.display().to_string()),
+        timings: t,
+    };
+    eprintln!(
+        "{}",
+        serde_json::to_string(&line).unwrap_or_else(|_| "{}".into())
+    );
 }
 
 /// Print a write failure and pass it on (the exit code becomes 1).

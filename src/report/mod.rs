@@ -147,6 +147,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
         path: path.to_path_buf(),
         source,
     };
+    // A device or pipe (`--out /dev/null`, a FIFO) is written in place: renaming a temp file
+    // over it would replace the device node itself with a regular file.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(err)?;
+        return f.write_all(bytes).map_err(err);
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -187,5 +196,37 @@ mod tests {
         // Fields in declaration order: path first, colour last.
         assert!(text.find("\"path\"") < text.find("\"sha256\""));
         assert!(text.find("\"bit_depth\"") < text.find("\"color\""));
+    }
+
+    /// `--out /dev/null` must not turn /dev/null into a regular file; a FIFO stands in for
+    /// the device so a regression cannot damage the machine running the test.
+    #[cfg(unix)]
+    #[test]
+    fn writing_to_a_pipe_writes_through_it_instead_of_replacing_it() {
+        use std::io::Read;
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let fifo = dir.path().join("pipe");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|s| s.success()) {
+            return; // no mkfifo here: nothing to test against
+        }
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                std::fs::File::open(&fifo)
+                    .and_then(|mut f| f.read_to_end(&mut got))
+                    .map(|_| got)
+            })
+        };
+        write_atomic(&fifo, b"{}\n").expect("written");
+        // Checked before joining: had the pipe been replaced, the reader would wait forever.
+        let kind = std::fs::symlink_metadata(&fifo)
+            .expect("still there")
+            .file_type();
+        assert!(kind.is_fifo(), "the pipe was replaced: {kind:?}");
+        let got = reader.join().expect("reader ran").expect("read");
+        assert_eq!(got, b"{}\n");
     }
 }
