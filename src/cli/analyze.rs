@@ -189,7 +189,7 @@ fn parse_f64(s: &str) -> Result<f64, String> {
     }
 }
 
-fn parse_mm_per_px(s: &str) -> Result<f64, String> {
+pub(crate) fn parse_mm_per_px(s: &str) -> Result<f64, String> {
     let v = parse_f64(s)?;
     if v > 0.0 && v < 10.0 {
         Ok(v)
@@ -200,7 +200,7 @@ fn parse_mm_per_px(s: &str) -> Result<f64, String> {
     }
 }
 
-fn parse_azimuth(s: &str) -> Result<f64, String> {
+pub(crate) fn parse_azimuth(s: &str) -> Result<f64, String> {
     let v = parse_f64(s)?;
     if (-360.0..=360.0).contains(&v) {
         Ok(v)
@@ -211,7 +211,7 @@ fn parse_azimuth(s: &str) -> Result<f64, String> {
     }
 }
 
-fn parse_elevation(s: &str) -> Result<f64, String> {
+pub(crate) fn parse_elevation(s: &str) -> Result<f64, String> {
     let v = parse_f64(s)?;
     if (1.0..=89.0).contains(&v) {
         Ok(v)
@@ -222,7 +222,7 @@ fn parse_elevation(s: &str) -> Result<f64, String> {
     }
 }
 
-fn parse_ambient(s: &str) -> Result<f64, String> {
+pub(crate) fn parse_ambient(s: &str) -> Result<f64, String> {
     let v = parse_f64(s)?;
     if (0.0..=1.0).contains(&v) {
         Ok(v)
@@ -233,7 +233,7 @@ fn parse_ambient(s: &str) -> Result<f64, String> {
     }
 }
 
-fn parse_megapixels(s: &str) -> Result<f64, String> {
+pub(crate) fn parse_megapixels(s: &str) -> Result<f64, String> {
     let v = parse_f64(s)?;
     if v > 0.0 && v <= 10_000.0 {
         Ok(v)
