@@ -63,12 +63,18 @@ if ! pgrep -u munge -x munged >/dev/null; then
   fi
   chown munge:munge /etc/munge/munge.key
   chmod 0400 /etc/munge/munge.key
-  runuser -u munge -- munged
+  # munged forks into the background; whatever its status, find the daemon it left so the
+  # cleanup stops it.
+  runuser -u munge -- munged || echo "munged reported an error" >&2
   for _ in $(seq 50); do
     munged_pid=$(pgrep -u munge -x munged | head -n1 || true)
     [ -n "$munged_pid" ] && [ -S /run/munge/munge.socket.2 ] && break
     sleep 0.1
   done
+  if [ -z "${munged_pid:-}" ] || ! munge -n </dev/null | unmunge >/dev/null 2>&1; then
+    echo "munged did not start (is /dev/null a character device? see munged's log)" >&2
+    exit 1
+  fi
 fi
 
 host=$(hostname -s)
