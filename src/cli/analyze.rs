@@ -36,21 +36,9 @@ pub struct AnalyzeArgs {
     /// Photos to analyse (JPEG, PNG, TIFF or WebP).
     #[arg(value_name = "PHOTO", required = true)]
     photos: Vec<PathBuf>,
-    /// Size of one camera pixel on the skin, mm (0 < F < 10). Without it, mm figures are
-    /// absent (null) and the report says so.
-    #[arg(long, value_name = "F", allow_negative_numbers = true, value_parser = parse_mm_per_px)]
-    mm_per_px: Option<f64>,
-    /// Key-light azimuth, degrees counter-clockwise on screen from the right edge (0 = from
-    /// the right, 90 = from the top). Estimated from the photo when absent.
-    #[arg(long, value_name = "DEG", allow_negative_numbers = true, value_parser = parse_azimuth)]
-    light_azimuth: Option<f64>,
-    /// Key-light elevation above the skin plane, degrees (1–89; 90 would be frontal).
-    /// A typical clinical value is assumed when absent.
-    #[arg(long, value_name = "DEG", allow_negative_numbers = true, value_parser = parse_elevation)]
-    light_elevation: Option<f64>,
-    /// Ambient light as a fraction of the key light (0–1).
-    #[arg(long, value_name = "F", allow_negative_numbers = true, value_parser = parse_ambient)]
-    ambient: Option<f64>,
+    /// Scale and light.
+    #[command(flatten)]
+    photo: PhotoOptions,
     /// Where the JSON goes: a file, or `-` for standard output (default). One photo gives
     /// one document; several give a JSON array of the documents of those that succeeded.
     #[arg(long, value_name = "FILE.json", conflicts_with = "out_dir")]
@@ -64,6 +52,27 @@ pub struct AnalyzeArgs {
     /// Refuse photos with more pixels than this, megapixels, before decoding them.
     #[arg(long, value_name = "N", default_value_t = 100.0, value_parser = parse_megapixels)]
     max_megapixels: f64,
+}
+
+/// Scale and light options shared by `analyze` and `batch` (in `batch` they override the
+/// manifest).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct PhotoOptions {
+    /// Size of one camera pixel on the skin, mm (0 < F < 10). Without it, mm figures are
+    /// absent (null) and the report says so.
+    #[arg(long, value_name = "F", allow_negative_numbers = true, value_parser = parse_mm_per_px)]
+    pub(crate) mm_per_px: Option<f64>,
+    /// Key-light azimuth, degrees counter-clockwise on screen from the right edge (0 = from
+    /// the right, 90 = from the top). Estimated from the photo when absent.
+    #[arg(long, value_name = "DEG", allow_negative_numbers = true, value_parser = parse_azimuth)]
+    pub(crate) light_azimuth: Option<f64>,
+    /// Key-light elevation above the skin plane, degrees (1–89; 90 would be frontal).
+    /// A typical clinical value is assumed when absent.
+    #[arg(long, value_name = "DEG", allow_negative_numbers = true, value_parser = parse_elevation)]
+    pub(crate) light_elevation: Option<f64>,
+    /// Ambient light as a fraction of the key light (0–1).
+    #[arg(long, value_name = "F", allow_negative_numbers = true, value_parser = parse_ambient)]
+    pub(crate) ambient: Option<f64>,
 }
 
 /// Where a JSON output goes.
@@ -101,16 +110,16 @@ impl Config {
     fn from_args(a: AnalyzeArgs) -> anyhow::Result<Config> {
         let defaults = AnalyzeParams::default();
         let params = AnalyzeParams {
-            calibration: match a.mm_per_px {
+            calibration: match a.photo.mm_per_px {
                 Some(v) => Calibration {
                     mm_per_px: Some(v),
                     source: "command line".into(),
                 },
                 None => defaults.calibration.clone(),
             },
-            light_azimuth_deg: a.light_azimuth,
-            light_elevation_deg: a.light_elevation,
-            ambient: a.ambient.unwrap_or(defaults.ambient),
+            light_azimuth_deg: a.photo.light_azimuth,
+            light_elevation_deg: a.photo.light_elevation,
+            ambient: a.photo.ambient.unwrap_or(defaults.ambient),
             ..defaults
         };
         let dest = |p: Option<PathBuf>| match p {
@@ -189,7 +198,7 @@ fn parse_f64(s: &str) -> Result<f64, String> {
     }
 }
 
-pub(crate) fn parse_mm_per_px(s: &str) -> Result<f64, String> {
+fn parse_mm_per_px(s: &str) -> Result<f64, String> {
     let v = parse_f64(s)?;
     if v > 0.0 && v < 10.0 {
         Ok(v)
@@ -200,7 +209,7 @@ pub(crate) fn parse_mm_per_px(s: &str) -> Result<f64, String> {
     }
 }
 
-pub(crate) fn parse_azimuth(s: &str) -> Result<f64, String> {
+fn parse_azimuth(s: &str) -> Result<f64, String> {
     let v = parse_f64(s)?;
     if (-360.0..=360.0).contains(&v) {
         Ok(v)
@@ -211,7 +220,7 @@ pub(crate) fn parse_azimuth(s: &str) -> Result<f64, String> {
     }
 }
 
-pub(crate) fn parse_elevation(s: &str) -> Result<f64, String> {
+fn parse_elevation(s: &str) -> Result<f64, String> {
     let v = parse_f64(s)?;
     if (1.0..=89.0).contains(&v) {
         Ok(v)
@@ -222,7 +231,7 @@ pub(crate) fn parse_elevation(s: &str) -> Result<f64, String> {
     }
 }
 
-pub(crate) fn parse_ambient(s: &str) -> Result<f64, String> {
+fn parse_ambient(s: &str) -> Result<f64, String> {
     let v = parse_f64(s)?;
     if (0.0..=1.0).contains(&v) {
         Ok(v)

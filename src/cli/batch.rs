@@ -22,9 +22,7 @@ use scarscope::report::study::{scars_csv, study_doc, subject_doc_rel, StudyInfo,
 use scarscope::report::{to_json_bytes, write_atomic};
 use scarscope::study::{Failure, Settings, Shard, Study};
 
-use super::analyze::{
-    parse_ambient, parse_azimuth, parse_elevation, parse_megapixels, parse_mm_per_px,
-};
+use super::analyze::{parse_megapixels, PhotoOptions};
 
 /// Exit status, shown after `--help`.
 pub(crate) const EXIT_CODES: &str = "\
@@ -59,18 +57,9 @@ pub struct BatchArgs {
     /// Record absolute paths instead of paths relative to the study root.
     #[arg(long)]
     absolute_paths: bool,
-    /// Pixel size for every photo, mm (overrides the manifest).
-    #[arg(long, value_name = "F", allow_negative_numbers = true, value_parser = parse_mm_per_px)]
-    mm_per_px: Option<f64>,
-    /// Key-light azimuth for every photo, degrees (overrides the manifest).
-    #[arg(long, value_name = "DEG", allow_negative_numbers = true, value_parser = parse_azimuth)]
-    light_azimuth: Option<f64>,
-    /// Key-light elevation for every photo, degrees (overrides the manifest).
-    #[arg(long, value_name = "DEG", allow_negative_numbers = true, value_parser = parse_elevation)]
-    light_elevation: Option<f64>,
-    /// Ambient light fraction for every photo (overrides the manifest).
-    #[arg(long, value_name = "F", allow_negative_numbers = true, value_parser = parse_ambient)]
-    ambient: Option<f64>,
+    /// Scale and light for every photo (override the manifest).
+    #[command(flatten, next_help_heading = "Scale and light of every photo (override study.toml)")]
+    photo: PhotoOptions,
     /// Refuse photos with more pixels than this, megapixels, before decoding them.
     #[arg(long, value_name = "N", default_value_t = 100.0, value_parser = parse_megapixels)]
     max_megapixels: f64,
@@ -95,10 +84,10 @@ pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
     };
     let cfg = BatchConfig {
         overrides: Settings {
-            mm_per_px: a.mm_per_px,
-            light_azimuth_deg: a.light_azimuth,
-            light_elevation_deg: a.light_elevation,
-            ambient: a.ambient,
+            mm_per_px: a.photo.mm_per_px,
+            light_azimuth_deg: a.photo.light_azimuth,
+            light_elevation_deg: a.photo.light_elevation,
+            ambient: a.photo.ambient,
             ..Default::default()
         },
         limits: LoadLimits {
