@@ -193,6 +193,123 @@ pub fn spearman(pairs: &[(f64, f64)]) -> Option<f64> {
     (da > 0.0 && db > 0.0).then(|| num / (da * db).sqrt())
 }
 
+/// Tracking scores of one phantom series (session 0 = baseline) against its truth. Only true
+/// scars detected in the sessions concerned are scored, so detection errors of the single-photo
+/// analysis do not count as tracking errors (they are reported by [`evaluate`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SeriesScores {
+    /// Surviving true scars detected at baseline and in a later session, per such pair.
+    pub surviving: usize,
+    /// Of those, how many the baseline detection's track also holds the later detection.
+    pub tracked_correctly: usize,
+    /// Scars resolved in a later session that were detected at baseline.
+    pub resolved: usize,
+    /// Of those, how many were reported resolved.
+    pub reported_resolved: usize,
+    /// (true, estimated) max-depth change, mm, for correctly tracked scars.
+    pub depth_change_pairs: Vec<(f64, f64)>,
+    /// (true, estimated) area change, mm², for correctly tracked scars.
+    pub area_change_pairs: Vec<(f64, f64)>,
+    /// Correctly tracked scars whose true depth change exceeds the stated uncertainty.
+    pub significant: usize,
+    /// Of those, how many have the right sign of depth change.
+    pub sign_right: usize,
+    /// Correctly tracked scars, by reported status name.
+    pub status_counts: std::collections::BTreeMap<String, usize>,
+    /// True scars detected in every session.
+    pub detected_throughout: usize,
+    /// Of those, how many kept one track id through all sessions.
+    pub one_track_id: usize,
+}
+
+/// Score a tracked series against the truth of each session and each session's detections.
+pub fn evaluate_series(
+    truths: &[PhotoTruth],
+    found: &[Vec<ScarObs>],
+    series: &crate::track::Series,
+) -> SeriesScores {
+    use std::collections::BTreeMap;
+    let mut out = SeriesScores::default();
+    // (session, detection index) → track position; true id → detection index per session.
+    let mut track_of: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+    for (ti, t) in series.tracks.iter().enumerate() {
+        for (k, o) in t.observations.iter().enumerate() {
+            if let Some(o) = o {
+                track_of.insert((k, o.index), ti);
+            }
+        }
+    }
+    let det: Vec<BTreeMap<u32, usize>> = truths
+        .iter()
+        .zip(found)
+        .map(|(t, f)| evaluate(t, f, 0.0).matches.into_iter().collect())
+        .collect();
+    let Some(base) = truths.first() else {
+        return out;
+    };
+    for ts0 in &base.scars {
+        let Some(&j0) = det[0].get(&ts0.id) else {
+            continue;
+        };
+        let Some(&ti) = track_of.get(&(0, j0)) else {
+            continue;
+        };
+        let track = &series.tracks[ti];
+        let mut all = true;
+        let mut same = true;
+        for k in 1..truths.len() {
+            let tk = &truths[k].scars.iter().find(|s| s.id == ts0.id);
+            let Some(tk) = tk else { continue };
+            if tk.resolved {
+                all = false;
+                out.resolved += 1;
+                if track.status[k] == Some(crate::track::Status::Resolved) {
+                    out.reported_resolved += 1;
+                }
+                continue;
+            }
+            let Some(&jk) = det[k].get(&ts0.id) else {
+                all = false;
+                continue;
+            };
+            out.surviving += 1;
+            let ok = track.observations[k].as_ref().map(|o| o.index) == Some(jk);
+            if !ok {
+                same = false;
+                continue;
+            }
+            out.tracked_correctly += 1;
+            if let Some(st) = track.status[k] {
+                *out.status_counts.entry(st.as_str().into()).or_default() += 1;
+            }
+            if let Some(ch) = &track.changes[k] {
+                let true_dd = tk.depth_mm - ts0.depth_mm;
+                if let Some(dd) = ch.depth_change_mm {
+                    out.depth_change_pairs.push((true_dd, dd));
+                    if let Some(u) = ch.depth_change_uncertainty_mm {
+                        if true_dd.abs() > u {
+                            out.significant += 1;
+                            if dd.signum() == true_dd.signum() {
+                                out.sign_right += 1;
+                            }
+                        }
+                    }
+                }
+                if let Some(da) = ch.area_change_mm2 {
+                    out.area_change_pairs.push((tk.area_mm2 - ts0.area_mm2, da));
+                }
+            }
+        }
+        if all {
+            out.detected_throughout += 1;
+            if same {
+                out.one_track_id += 1;
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,7 @@
 
 pub mod analyze;
 pub mod batch;
+pub mod compare;
 pub mod error;
 pub mod eval;
 pub mod filters;
@@ -25,8 +26,10 @@ pub mod load;
 pub mod measure;
 pub mod normalize;
 pub mod phantom;
+pub mod register;
 pub mod relief;
 pub mod report;
 pub mod segment;
 pub mod study;
 pub mod synth;
+pub mod track;

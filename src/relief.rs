@@ -221,7 +221,7 @@ pub fn relief(
 }
 
 /// Sizes with only the factors 2, 3 and 5, which rustfft handles fastest.
-fn fast_len(n: usize) -> usize {
+pub(crate) fn fast_len(n: usize) -> usize {
     let mut m = n.max(2);
     loop {
         let mut k = m;

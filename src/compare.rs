@@ -1,0 +1,137 @@
+//! Two-session comparison: before and after photos → registration of after onto before, an
+//! analysis of each, and the tracks with their status and change ([`crate::track`]).
+//!
+//! Sessions are often framed and lit differently. Unless told otherwise, the after photo is
+//! analysed with the before photo's settings carried through the registration: its pixel size
+//! is the before pixel size times the registration's scale, and a given light azimuth turns
+//! with the registration's rotation (elevation and ambient stay).
+
+use serde::{Deserialize, Serialize};
+
+use crate::analyze::{analyze, Analysis, AnalysisError, AnalyzeParams, Calibration};
+use crate::load::RgbPlanes;
+use crate::register::{register, RegisterError, RegisterParams, Registration, RegistrationPlane};
+use crate::track::{track_series, Series, SessionInput, TrackParams};
+
+/// Settings of the after photo that differ from the before photo's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AfterOptions {
+    /// Key-light azimuth of the after photo, degrees.
+    pub light_azimuth_deg: Option<f64>,
+    /// Key-light elevation of the after photo, degrees.
+    pub light_elevation_deg: Option<f64>,
+    /// Pixel size of the after photo, mm.
+    pub mm_per_px: Option<f64>,
+}
+
+/// Why a comparison failed.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum CompareError {
+    /// The photos could not be registered (not the same skin, too little overlap, ...).
+    #[error("registration failed: {0}")]
+    Register(#[from] RegisterError),
+    /// The before photo could not be analysed.
+    #[error("the before photo cannot be analysed: {0}")]
+    Before(AnalysisError),
+    /// The after photo could not be analysed.
+    #[error("the after photo cannot be analysed: {0}")]
+    After(AnalysisError),
+}
+
+/// Everything a comparison produces.
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    /// After pixels → before pixels.
+    pub registration: Registration,
+    /// Parameters the after photo was analysed with.
+    pub after_params: AnalyzeParams,
+    /// Analysis of the before photo.
+    pub before: Analysis,
+    /// Analysis of the after photo.
+    pub after: Analysis,
+    /// Tracks (session 0 = before, 1 = after) and the summary.
+    pub series: Series,
+}
+
+/// Parameters for the after photo: explicit options win, otherwise the before settings
+/// carried through the registration.
+pub fn after_params(before: &AnalyzeParams, reg: &Registration, o: &AfterOptions) -> AnalyzeParams {
+    let calibration = match (o.mm_per_px, before.calibration.mm_per_px) {
+        (Some(v), _) => Calibration {
+            mm_per_px: Some(v),
+            source: "command line (after)".into(),
+        },
+        (None, Some(v)) => Calibration {
+            mm_per_px: Some(v * reg.scale),
+            source: format!(
+                "{} (before), scaled by the registration ×{:.4}",
+                before.calibration.source, reg.scale
+            ),
+        },
+        (None, None) => before.calibration.clone(),
+    };
+    AnalyzeParams {
+        calibration,
+        light_azimuth_deg: o.light_azimuth_deg.or(before
+            .light_azimuth_deg
+            .map(|a| (a + reg.rotation_deg).rem_euclid(360.0))),
+        light_elevation_deg: o.light_elevation_deg.or(before.light_elevation_deg),
+        ..before.clone()
+    }
+}
+
+/// Tracking input of one analysed session.
+pub fn session_input<'a>(
+    a: &'a Analysis,
+    reg: &Registration,
+    width: usize,
+    height: usize,
+) -> SessionInput<'a> {
+    SessionInput {
+        scars: &a.scars,
+        to_baseline: reg.affine(),
+        residual_px: reg.residual_px,
+        width,
+        height,
+        mm_per_px: a.calibration.mm_per_px,
+        processing_factor: a.processing.factor,
+    }
+}
+
+/// Register, analyse and track two photos of the same skin.
+pub fn compare(
+    before: &RgbPlanes,
+    after: &RgbPlanes,
+    params: &AnalyzeParams,
+    after_opts: &AfterOptions,
+    rp: &RegisterParams,
+    tp: &TrackParams,
+) -> Result<Comparison, CompareError> {
+    let reg = {
+        let pb = RegistrationPlane::from_planes(before, rp)?;
+        let pa = RegistrationPlane::from_planes(after, rp)?;
+        register(&pb, &pa, rp)?
+    };
+    let ap = after_params(params, &reg, after_opts);
+    let b = analyze(before, params).map_err(CompareError::Before)?;
+    let a = analyze(after, &ap).map_err(CompareError::After)?;
+    let series = track_series(
+        &[
+            session_input(
+                &b,
+                &Registration::identity(),
+                before.width(),
+                before.height(),
+            ),
+            session_input(&a, &reg, after.width(), after.height()),
+        ],
+        tp,
+    );
+    Ok(Comparison {
+        registration: reg,
+        after_params: ap,
+        before: b,
+        after: a,
+        series,
+    })
+}

@@ -1,0 +1,648 @@
+//! Tracking: the scars of every session (each with its registration onto the baseline) →
+//! tracks with stable ids, and per session each track's status and change since baseline.
+//!
+//! Scars are compared in baseline pixel coordinates. Session k's scars are assigned to the
+//! tracks known so far by a globally optimal one-to-one assignment (Hungarian algorithm) of
+//! centroid distance relative to a gate, plus a small size-mismatch term; the gate is the larger
+//! equivalent radius of the two scars plus a tolerance from the registration residual. A scar
+//! left without a track starts a new one; a track left without a scar is resolved where the
+//! session shows its skin, and out of view where it does not.
+//!
+//! Status rule (also in the README): a change counts only when it exceeds `k_sigma` times its
+//! combined one-σ uncertainty √(σ_before² + σ_after²). Depth uses each scar's stated
+//! `depth_uncertainty_mm`; area uses a boundary uncertainty of one processing pixel along the
+//! perimeter (at least the registration residual) plus a relative repeatability term.
+//! Improved: depth or area decreased significantly and neither increased significantly;
+//! worsened: the mirror image; anything else: stable.
+
+use serde::{Deserialize, Serialize};
+
+use crate::measure::Scar;
+use crate::register::Affine;
+
+/// One session's input to tracking.
+#[derive(Debug, Clone)]
+pub struct SessionInput<'a> {
+    /// The session's scars, in its own pixel coordinates.
+    pub scars: &'a [Scar],
+    /// Session pixels → baseline pixels (identity for the baseline).
+    pub to_baseline: Affine,
+    /// Registration residual, baseline px (0 for the baseline).
+    pub residual_px: f64,
+    /// Session frame width, px.
+    pub width: usize,
+    /// Session frame height, px.
+    pub height: usize,
+    /// Camera pixel size, mm (None when uncalibrated: changes are then in pixel units).
+    pub mm_per_px: Option<f64>,
+    /// Size of the analysis' processing pixel, in this session's camera pixels.
+    pub processing_factor: usize,
+}
+
+/// Parameters of tracking and of the status rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackParams {
+    /// A change is significant beyond this many combined σ.
+    pub k_sigma: f64,
+    /// Relative one-σ repeatability of a scar's area between sessions.
+    pub area_rel_uncertainty: f64,
+    /// Smallest gate radius, mm (uncalibrated: 1 % of the baseline diagonal).
+    pub min_gate_mm: f64,
+    /// Registration residuals added to the gate.
+    pub gate_residuals: f64,
+    /// Weight of |ln(area ratio)| in the assignment cost.
+    pub size_weight: f64,
+}
+
+impl Default for TrackParams {
+    fn default() -> Self {
+        TrackParams {
+            k_sigma: 1.0,
+            area_rel_uncertainty: 0.25,
+            min_gate_mm: 0.75,
+            gate_residuals: 3.0,
+            size_weight: 0.15,
+        }
+    }
+}
+
+/// How a scar changed since baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Shallower or smaller beyond the uncertainty.
+    Improved,
+    /// Deeper or larger beyond the uncertainty.
+    Worsened,
+    /// Within the uncertainty (or depth and area disagree).
+    Stable,
+    /// Present at baseline, gone in this session although its skin is in view.
+    Resolved,
+    /// Absent at baseline although its skin was in view, present now.
+    New,
+    /// Its skin is outside one of the two photos: nothing can be said.
+    OutOfView,
+}
+
+impl Status {
+    /// Name as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Improved => "improved",
+            Status::Worsened => "worsened",
+            Status::Stable => "stable",
+            Status::Resolved => "resolved",
+            Status::New => "new",
+            Status::OutOfView => "out_of_view",
+        }
+    }
+}
+
+/// Change of one scar between baseline and a session (after − before). mm figures are null
+/// without calibration; the px figures are in baseline pixels and always present.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// Footprint area change, mm².
+    pub area_change_mm2: Option<f64>,
+    /// Footprint area change, % of baseline.
+    pub area_change_pct: Option<f64>,
+    /// One-σ uncertainty of the area change, mm².
+    pub area_change_uncertainty_mm2: Option<f64>,
+    /// Maximum depth change, mm (negative: shallower).
+    pub depth_change_mm: Option<f64>,
+    /// Maximum depth change, % of baseline.
+    pub depth_change_pct: Option<f64>,
+    /// One-σ uncertainty of the depth change, mm.
+    pub depth_change_uncertainty_mm: Option<f64>,
+    /// Mean depth change, mm.
+    pub mean_depth_change_mm: Option<f64>,
+    /// Mean depth change, %.
+    pub mean_depth_change_pct: Option<f64>,
+    /// Volume change, mm³.
+    pub volume_change_mm3: Option<f64>,
+    /// Volume change, %.
+    pub volume_change_pct: Option<f64>,
+    /// Redness index change (index points).
+    pub redness_change: f64,
+    /// Redness change, % of |baseline| (null when baseline redness is ~0).
+    pub redness_change_pct: Option<f64>,
+    /// Pigment index change (index points).
+    pub pigment_change: f64,
+    /// Pigment change, % of |baseline| (null when baseline pigment is ~0).
+    pub pigment_change_pct: Option<f64>,
+    /// Area change in baseline pixels.
+    pub area_change_px: f64,
+    /// Depth change in baseline pixels.
+    pub depth_change_px: f64,
+}
+
+/// One observation of a track in a session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    /// Index of the scar in that session's list.
+    pub index: usize,
+    /// The scar's id in that session's analysis.
+    pub scar_id: u32,
+    /// Centroid in baseline pixels.
+    pub centroid_baseline_px: [f64; 2],
+}
+
+/// One scar followed over the sessions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Track {
+    /// Stable id: baseline scars 1.. in their raster order, then new ones in order of appearance.
+    pub track_id: u32,
+    /// Per session: the scar seen there, if any.
+    pub observations: Vec<Option<Observation>>,
+    /// Per session: status relative to baseline (None where nothing is known yet).
+    pub status: Vec<Option<Status>>,
+    /// Per session: change since baseline where the scar is seen in both.
+    pub changes: Vec<Option<Change>>,
+}
+
+/// Counts of tracks by status in one session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusCounts {
+    /// Improved.
+    pub improved: usize,
+    /// Worsened.
+    pub worsened: usize,
+    /// Stable.
+    pub stable: usize,
+    /// Resolved.
+    pub resolved: usize,
+    /// New.
+    pub new: usize,
+    /// Out of view.
+    pub out_of_view: usize,
+}
+
+/// One session's change summary against baseline, over the skin both photos show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeSummary {
+    /// Session index.
+    pub session: usize,
+    /// Tracks by status.
+    pub counts: StatusCounts,
+    /// Total scar area at baseline, mm² (scars in the common view).
+    pub total_area_before_mm2: Option<f64>,
+    /// Total scar area in this session, mm² (scars in the common view).
+    pub total_area_after_mm2: Option<f64>,
+    /// Total area change, mm².
+    pub total_area_change_mm2: Option<f64>,
+    /// Total area change, %.
+    pub total_area_change_pct: Option<f64>,
+    /// Total scar volume at baseline, mm³.
+    pub total_volume_before_mm3: Option<f64>,
+    /// Total scar volume in this session, mm³.
+    pub total_volume_after_mm3: Option<f64>,
+    /// Total volume change, mm³.
+    pub total_volume_change_mm3: Option<f64>,
+    /// Total volume change, %.
+    pub total_volume_change_pct: Option<f64>,
+}
+
+/// Tracks over a series of sessions, with one summary per session after baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    /// Tracks ordered by id.
+    pub tracks: Vec<Track>,
+    /// Summaries of sessions 1.. against baseline.
+    pub summaries: Vec<ChangeSummary>,
+}
+
+/// Everything tracking needs of one scar, in baseline terms.
+#[derive(Debug, Clone, Copy)]
+struct Obs {
+    c: [f64; 2],
+    /// Equivalent radius, baseline px.
+    radius: f64,
+    area_px: f64,
+}
+
+fn obs_of(s: &Scar, m: &Affine) -> Obs {
+    let sc = m.scale();
+    let area_px = s.area_px * sc * sc;
+    Obs {
+        c: m.apply(s.centroid_px),
+        radius: (area_px / std::f64::consts::PI).sqrt(),
+        area_px,
+    }
+}
+
+/// Whether baseline point `q` lies inside session `s`'s frame.
+fn in_view(s: &SessionInput, q: [f64; 2]) -> bool {
+    let Some(inv) = s.to_baseline.inverse() else {
+        return false;
+    };
+    let p = inv.apply(q);
+    p[0] >= -0.5 && p[1] >= -0.5 && p[0] <= s.width as f64 - 0.5 && p[1] <= s.height as f64 - 0.5
+}
+
+/// Follow the scars of `sessions` (session 0 is the baseline) and classify every change.
+pub fn track_series(sessions: &[SessionInput], p: &TrackParams) -> Series {
+    let n_ses = sessions.len();
+    if n_ses == 0 {
+        return Series {
+            tracks: Vec::new(),
+            summaries: Vec::new(),
+        };
+    }
+    let base = &sessions[0];
+    let diag = (base.width as f64).hypot(base.height as f64);
+    let min_gate_px = match base.mm_per_px {
+        Some(mm) if mm > 0.0 => p.min_gate_mm / mm,
+        _ => 0.01 * diag,
+    };
+    // Tracks: last observation (baseline coordinates) and per-session observations.
+    struct Live {
+        last: Obs,
+        obs: Vec<Option<Observation>>,
+    }
+    let mut tracks: Vec<Live> = Vec::new();
+    for (k, ses) in sessions.iter().enumerate() {
+        let obs: Vec<Obs> = ses
+            .scars
+            .iter()
+            .map(|s| obs_of(s, &ses.to_baseline))
+            .collect();
+        let tol = min_gate_px + p.gate_residuals * ses.residual_px;
+        let n = tracks.len();
+        let m = obs.len();
+        // cost[i][j] for track i, scar j; None beyond the gate.
+        let mut cost = vec![vec![None; m]; n];
+        for (i, t) in tracks.iter().enumerate() {
+            for (j, o) in obs.iter().enumerate() {
+                let gate = t.last.radius.max(o.radius) + tol;
+                let d = (t.last.c[0] - o.c[0]).hypot(t.last.c[1] - o.c[1]);
+                let ratio = (o.area_px.max(1.0) / t.last.area_px.max(1.0)).ln().abs();
+                let c = d / gate + p.size_weight * ratio;
+                if d <= gate && c < 1.0 {
+                    cost[i][j] = Some(c);
+                }
+            }
+        }
+        let assign = assign_with_gate(&cost, n, m);
+        let mut taken = vec![false; m];
+        for (i, a) in assign.iter().enumerate() {
+            if let Some(j) = *a {
+                taken[j] = true;
+                tracks[i].last = obs[j];
+            }
+            let o = a.map(|j| Observation {
+                index: j,
+                scar_id: ses.scars[j].id,
+                centroid_baseline_px: obs[j].c,
+            });
+            tracks[i].obs.push(o);
+        }
+        // Unmatched scars start tracks, in the order of their ids.
+        let mut order: Vec<usize> = (0..m).filter(|j| !taken[*j]).collect();
+        order.sort_by_key(|&j| ses.scars[j].id);
+        for j in order {
+            let mut v = vec![None; k];
+            v.push(Some(Observation {
+                index: j,
+                scar_id: ses.scars[j].id,
+                centroid_baseline_px: obs[j].c,
+            }));
+            tracks.push(Live {
+                last: obs[j],
+                obs: v,
+            });
+        }
+    }
+    let tracks: Vec<Track> = tracks
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let mut status = vec![None; n_ses];
+            let mut changes = vec![None; n_ses];
+            let b = t.obs[0].as_ref();
+            let where_ = t.last.c;
+            for k in 0..n_ses {
+                let o = t.obs[k].as_ref();
+                let (st, ch) = match (b, o) {
+                    (Some(b), Some(a)) if k > 0 => {
+                        let ch = change(
+                            &sessions[0].scars[b.index],
+                            &sessions[0],
+                            &sessions[k].scars[a.index],
+                            &sessions[k],
+                            p.area_rel_uncertainty,
+                        );
+                        (Some(classify(&ch, p.k_sigma)), Some(ch.0))
+                    }
+                    (Some(_), Some(_)) => (None, None),
+                    (Some(b), None) => (
+                        Some(if in_view(&sessions[k], b.centroid_baseline_px) {
+                            Status::Resolved
+                        } else {
+                            Status::OutOfView
+                        }),
+                        None,
+                    ),
+                    (None, Some(a)) => (
+                        Some(if in_view(&sessions[0], a.centroid_baseline_px) {
+                            Status::New
+                        } else {
+                            Status::OutOfView
+                        }),
+                        None,
+                    ),
+                    (None, None) => {
+                        // A track born after baseline that has gone again.
+                        let seen_before = t.obs[..k].iter().any(|x| x.is_some());
+                        let st = seen_before.then(|| {
+                            if in_view(&sessions[k], where_) {
+                                Status::Resolved
+                            } else {
+                                Status::OutOfView
+                            }
+                        });
+                        (st, None)
+                    }
+                };
+                status[k] = st;
+                changes[k] = ch;
+            }
+            Track {
+                track_id: i as u32 + 1,
+                observations: t.obs,
+                status,
+                changes,
+            }
+        })
+        .collect();
+    let summaries = (1..n_ses)
+        .map(|k| summarize(&tracks, sessions, k))
+        .collect();
+    Series { tracks, summaries }
+}
+
+/// Change after − before, plus the one-σ uncertainties (depth px, area px) used by the rule.
+fn change(
+    b: &Scar,
+    bs: &SessionInput,
+    a: &Scar,
+    as_: &SessionInput,
+    rel: f64,
+) -> (Change, f64, f64) {
+    let sc = as_.to_baseline.scale();
+    let pct = |d: f64, base: f64| (base.abs() > 1e-12).then(|| 100.0 * d / base);
+    let both = |x: Option<f64>, y: Option<f64>| match (x, y) {
+        (Some(x), Some(y)) => Some((y - x, x)),
+        _ => None,
+    };
+    let diff = |x, y| both(x, y).map(|(d, _)| d);
+    let pc = |x, y| both(x, y).and_then(|(d, base)| pct(d, base));
+    let area_unc = |s: &Scar, ses: &SessionInput, p_area_rel: f64| -> Option<f64> {
+        let mm = ses.mm_per_px?;
+        let area = s.area_mm2?;
+        let perim = std::f64::consts::PI * 2.0 * (area / std::f64::consts::PI).sqrt();
+        let edge = ses.processing_factor as f64 * mm;
+        Some(((p_area_rel * area).powi(2) + (perim * edge).powi(2)).sqrt())
+    };
+    let sa = area_unc(b, bs, rel).zip(area_unc(a, as_, rel));
+    let sd = b.depth_uncertainty_mm.zip(a.depth_uncertainty_mm);
+    let area_px_b = b.area_px;
+    let area_px_a = a.area_px * sc * sc;
+    let depth_px_a = a.depth_px * sc;
+    let redness_change = a.redness - b.redness;
+    let pigment_change = a.pigment - b.pigment;
+    let rp = |d: f64, base: f64| (base.abs() > 0.5).then(|| 100.0 * d / base.abs());
+    // Pixel-unit uncertainties for the uncalibrated rule.
+    let sd_px = {
+        let rel_of = |s: &Scar| match (s.depth_uncertainty_mm, s.depth_mm) {
+            (Some(u), Some(d)) if d > 0.0 => u / d,
+            _ => 0.5,
+        };
+        (rel_of(b) * b.depth_px).hypot(rel_of(a) * depth_px_a)
+    };
+    let sa_px = {
+        let one = |area: f64, f: f64| {
+            let perim = 2.0 * (std::f64::consts::PI * area).sqrt();
+            (rel * area).hypot(perim * f)
+        };
+        one(area_px_b, bs.processing_factor as f64)
+            .hypot(one(area_px_a, as_.processing_factor as f64 * sc))
+    };
+    (
+        Change {
+            area_change_mm2: diff(b.area_mm2, a.area_mm2),
+            area_change_pct: pc(b.area_mm2, a.area_mm2),
+            area_change_uncertainty_mm2: sa.map(|(x, y)| x.hypot(y)),
+            depth_change_mm: diff(b.depth_mm, a.depth_mm),
+            depth_change_pct: pc(b.depth_mm, a.depth_mm),
+            depth_change_uncertainty_mm: sd.map(|(x, y)| x.hypot(y)),
+            mean_depth_change_mm: diff(b.mean_depth_mm, a.mean_depth_mm),
+            mean_depth_change_pct: pc(b.mean_depth_mm, a.mean_depth_mm),
+            volume_change_mm3: diff(b.volume_mm3, a.volume_mm3),
+            volume_change_pct: pc(b.volume_mm3, a.volume_mm3),
+            redness_change,
+            redness_change_pct: rp(redness_change, b.redness),
+            pigment_change,
+            pigment_change_pct: rp(pigment_change, b.pigment),
+            area_change_px: area_px_a - area_px_b,
+            depth_change_px: depth_px_a - b.depth_px,
+        },
+        sd_px,
+        sa_px,
+    )
+}
+
+/// The status rule of the module notes.
+fn classify(ch: &(Change, f64, f64), k: f64) -> Status {
+    let (c, sd_px, sa_px) = ch;
+    let z = |d: Option<f64>, u: Option<f64>, d_px: f64, u_px: f64| match (d, u) {
+        (Some(d), Some(u)) if u > 0.0 => d / u,
+        _ if u_px > 0.0 => d_px / u_px,
+        _ => 0.0,
+    };
+    let zd = z(
+        c.depth_change_mm,
+        c.depth_change_uncertainty_mm,
+        c.depth_change_px,
+        *sd_px,
+    );
+    let za = z(
+        c.area_change_mm2,
+        c.area_change_uncertainty_mm2,
+        c.area_change_px,
+        *sa_px,
+    );
+    let down = zd < -k || za < -k;
+    let up = zd > k || za > k;
+    match (down, up) {
+        (true, false) => Status::Improved,
+        (false, true) => Status::Worsened,
+        _ => Status::Stable,
+    }
+}
+
+fn summarize(tracks: &[Track], sessions: &[SessionInput], k: usize) -> ChangeSummary {
+    let mut counts = StatusCounts::default();
+    let (mut ab, mut aa, mut vb, mut va) = (0.0, 0.0, 0.0, 0.0);
+    let calibrated = sessions[0].mm_per_px.is_some() && sessions[k].mm_per_px.is_some();
+    for t in tracks {
+        let Some(st) = t.status[k] else { continue };
+        match st {
+            Status::Improved => counts.improved += 1,
+            Status::Worsened => counts.worsened += 1,
+            Status::Stable => counts.stable += 1,
+            Status::Resolved => counts.resolved += 1,
+            Status::New => counts.new += 1,
+            Status::OutOfView => counts.out_of_view += 1,
+        }
+        if st == Status::OutOfView {
+            continue;
+        }
+        if let Some(b) = &t.observations[0] {
+            let s = &sessions[0].scars[b.index];
+            ab += s.area_mm2.unwrap_or(0.0);
+            vb += s.volume_mm3.unwrap_or(0.0);
+        }
+        if let Some(a) = &t.observations[k] {
+            let s = &sessions[k].scars[a.index];
+            aa += s.area_mm2.unwrap_or(0.0);
+            va += s.volume_mm3.unwrap_or(0.0);
+        }
+    }
+    let cal = |v: f64| calibrated.then_some(v);
+    let pct = |d: f64, b: f64| (calibrated && b > 0.0).then(|| 100.0 * d / b);
+    ChangeSummary {
+        session: k,
+        counts,
+        total_area_before_mm2: cal(ab),
+        total_area_after_mm2: cal(aa),
+        total_area_change_mm2: cal(aa - ab),
+        total_area_change_pct: pct(aa - ab, ab),
+        total_volume_before_mm3: cal(vb),
+        total_volume_after_mm3: cal(va),
+        total_volume_change_mm3: cal(va - vb),
+        total_volume_change_pct: pct(va - vb, vb),
+    }
+}
+
+/// Assign tracks (rows) to scars (columns) one-to-one, minimising the total cost where each
+/// row or column left unassigned costs 0.5 (so a pair is only made when its cost is below 1,
+/// the gate). `None` entries are forbidden. Exact (Hungarian algorithm on the padded square
+/// matrix); ties resolve the same way every run.
+fn assign_with_gate(cost: &[Vec<Option<f64>>], n: usize, m: usize) -> Vec<Option<usize>> {
+    let size = n + m;
+    if n == 0 || m == 0 {
+        return vec![None; n];
+    }
+    const FORBID: f64 = 1e6;
+    let c = |i: usize, j: usize| -> f64 {
+        match (i < n, j < m) {
+            (true, true) => cost[i][j].unwrap_or(FORBID),
+            // Row i unassigned: its own dummy column.
+            (true, false) => {
+                if j - m == i {
+                    0.5
+                } else {
+                    FORBID
+                }
+            }
+            // Column j unassigned: its own dummy row.
+            (false, true) => {
+                if i - n == j {
+                    0.5
+                } else {
+                    FORBID
+                }
+            }
+            (false, false) => 0.0,
+        }
+    };
+    let col_of_row = hungarian(size, c);
+    (0..n)
+        .map(|i| {
+            let j = col_of_row[i];
+            (j < m && cost[i][j].is_some()).then_some(j)
+        })
+        .collect()
+}
+
+/// Minimum-cost perfect assignment of an `n`×`n` matrix (Kuhn–Munkres with potentials,
+/// O(n³)); returns the column of each row.
+fn hungarian(n: usize, c: impl Fn(usize, usize) -> f64) -> Vec<usize> {
+    let inf = f64::INFINITY;
+    // 1-based arrays as in the classic formulation; p[j] = row matched to column j.
+    let mut u = vec![0.0; n + 1];
+    let mut v = vec![0.0; n + 1];
+    let mut p = vec![0usize; n + 1];
+    let mut way = vec![0usize; n + 1];
+    for i in 1..=n {
+        p[0] = i;
+        let mut j0 = 0usize;
+        let mut minv = vec![inf; n + 1];
+        let mut used = vec![false; n + 1];
+        loop {
+            used[j0] = true;
+            let i0 = p[j0];
+            let mut delta = inf;
+            let mut j1 = 0usize;
+            for j in 1..=n {
+                if !used[j] {
+                    let cur = c(i0 - 1, j - 1) - u[i0] - v[j];
+                    if cur < minv[j] {
+                        minv[j] = cur;
+                        way[j] = j0;
+                    }
+                    if minv[j] < delta {
+                        delta = minv[j];
+                        j1 = j;
+                    }
+                }
+            }
+            for j in 0..=n {
+                if used[j] {
+                    u[p[j]] += delta;
+                    v[j] -= delta;
+                } else {
+                    minv[j] -= delta;
+                }
+            }
+            j0 = j1;
+            if p[j0] == 0 {
+                break;
+            }
+        }
+        loop {
+            let j1 = way[j0];
+            p[j0] = p[j1];
+            j0 = j1;
+            if j0 == 0 {
+                break;
+            }
+        }
+    }
+    let mut col_of_row = vec![0usize; n];
+    for j in 1..=n {
+        if p[j] > 0 {
+            col_of_row[p[j] - 1] = j - 1;
+        }
+    }
+    col_of_row
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hungarian_finds_the_global_optimum_not_the_greedy_one() {
+        // Greedy (closest pair first) takes (0,0) at 1 then (1,1) at 10: total 11.
+        // Optimal: (0,1) at 2 + (1,0) at 2 = 4.
+        let m = [[1.0, 2.0], [2.0, 10.0]];
+        assert_eq!(hungarian(2, |i, j| m[i][j]), vec![1, 0]);
+    }
+
+    #[test]
+    fn gate_leaves_far_pairs_unassigned() {
+        let cost = vec![vec![Some(0.2), None], vec![None, None]];
+        assert_eq!(assign_with_gate(&cost, 2, 2), vec![Some(0), None]);
+    }
+}
