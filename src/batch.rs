@@ -1,6 +1,8 @@
 //! Study layer, second half: runs one subject of a planned [`Study`] — every view of every
 //! session loaded, analysed and drawn in turn (one full-resolution photo in memory at a time;
-//! only the analysis is kept), then the subject's [`SubjectDoc`] built. The caller decides
+//! only the analysis and the small registration plane are kept), registered onto the view's
+//! baseline ([`crate::register`]) and tracked over the sessions ([`crate::track`]), then the
+//! subject's [`SubjectDoc`] built. The caller decides
 //! which subjects run where (threads, shards, resume) and writes the documents.
 //!
 //! A subject's [`fingerprint`] hashes everything its outputs depend on, so a finished subject
@@ -13,13 +15,15 @@ use serde::Serialize;
 
 use crate::analyze::analyze;
 use crate::load::{load_bytes, LoadLimits, MAX_FILE_BYTES};
+use crate::register::{register, RegisterParams, Registration, RegistrationPlane};
 use crate::report::overlay::{draw_overlay, write_png};
 use crate::report::study::{
     subject_doc_rel, PhotoStatus, Provenance, SessionEntry, SubjectDoc, TrackingInfo, ViewDoc,
     ViewSession,
 };
-use crate::report::{analyze_doc, Tool, SCHEMA_VERSION};
+use crate::report::{analyze_doc, AnalyzeDoc, Tool, SCHEMA_VERSION};
 use crate::study::{hex_sha256, Failure, Settings, Study, SubjectPlan};
+use crate::track::{track_series, SessionInput, TrackParams};
 
 /// How a batch runs, beyond the study itself.
 #[derive(Debug, Clone)]
@@ -136,7 +140,7 @@ fn run_photo(
     rel: &Path,
     settings: &Settings,
     overlay: &Path,
-) -> Result<crate::report::AnalyzeDoc, Failure> {
+) -> Result<(AnalyzeDoc, Result<RegistrationPlane, Failure>), Failure> {
     let shown = shown_path(study, cfg, rel);
     let path = shown.to_string_lossy().into_owned();
     // Errors of the library name the file first; the failure record has it in `path`.
@@ -171,9 +175,13 @@ fn run_photo(
         })?;
         let doc = analyze_doc(&img.meta, &params, &a);
         let ov = draw_overlay(&img.planes, &a);
-        Ok((doc, ov))
+        drop(a);
+        // The small plane registration needs is all that is kept of the pixels.
+        let plane = RegistrationPlane::from_planes(&img.planes, &RegisterParams::default())
+            .map_err(|e| fail("register", e.to_string()));
+        Ok((doc, ov, plane))
     };
-    let (doc, ov) =
+    let (doc, ov, plane) =
         match catch_unwind(AssertUnwindSafe(work)) {
             Ok(r) => r?,
             Err(_) => return Err(fail(
@@ -183,7 +191,125 @@ fn run_photo(
             )),
         };
     write_png(&ov, overlay).map_err(|e| fail("write", e.to_string()))?;
-    Ok(doc)
+    Ok((doc, plane))
+}
+
+/// One view of a subject over its sessions: each photo analysed in turn, registered onto the
+/// view's baseline (the first session whose photo was analysed and could be registered),
+/// then the scars of every registered session tracked. Only the baseline's registration
+/// plane is kept while the sessions run.
+fn process_view(
+    study: &Study,
+    plan: &SubjectPlan,
+    cfg: &BatchConfig,
+    view: &str,
+    failures: &mut Vec<Failure>,
+    on_photo: &(dyn Fn() + Sync),
+) -> ViewDoc {
+    let rp = RegisterParams::default();
+    let mut baseline: Option<RegistrationPlane> = None;
+    let mut sessions = Vec::with_capacity(plan.sessions.len());
+    let mut left_out = Vec::new();
+    for s in &plan.sessions {
+        let mut entry = ViewSession {
+            session: s.name.clone(),
+            status: PhotoStatus::Missing,
+            overlay: None,
+            registration: None,
+            analysis: None,
+        };
+        let Some(p) = s.photos.iter().find(|p| p.view == view) else {
+            sessions.push(entry);
+            continue;
+        };
+        let ov_rel = overlay_rel(&plan.output_name, &s.output_name, &p.output_name);
+        let result = run_photo(study, cfg, &p.rel_path, &s.settings, &cfg.out.join(&ov_rel));
+        on_photo();
+        match result {
+            Ok((doc, plane)) => {
+                entry.status = PhotoStatus::Analysed;
+                entry.overlay = Some(ov_rel);
+                entry.analysis = Some(doc);
+                let registered = plane.and_then(|plane| match &baseline {
+                    None => {
+                        baseline = Some(plane);
+                        Ok(Registration::identity())
+                    }
+                    Some(base) => {
+                        let reg = catch_unwind(AssertUnwindSafe(|| register(base, &plane, &rp)));
+                        let error = match reg {
+                            Ok(Ok(r)) => return Ok(r),
+                            Ok(Err(e)) => format!("cannot register onto the baseline photo: {e}"),
+                            Err(_) => "internal error while registering this photo (a bug in \
+                                       scarscope; please report it)"
+                                .into(),
+                        };
+                        Err(Failure {
+                            path: shown_path(study, cfg, &p.rel_path)
+                                .to_string_lossy()
+                                .into_owned(),
+                            stage: "register".into(),
+                            error,
+                        })
+                    }
+                });
+                match registered {
+                    Ok(r) => entry.registration = Some(r),
+                    Err(f) => {
+                        left_out.push(format!("{} (not registered)", s.name));
+                        failures.push(f);
+                    }
+                }
+            }
+            Err(f) => {
+                entry.status = PhotoStatus::Failed;
+                left_out.push(format!("{} (photo failed)", s.name));
+                failures.push(f);
+            }
+        }
+        sessions.push(entry);
+    }
+    drop(baseline);
+    let tp = TrackParams::default();
+    let tracked: Vec<(&ViewSession, &AnalyzeDoc, &Registration)> = sessions
+        .iter()
+        .filter_map(|e| Some((e, e.analysis.as_ref()?, e.registration.as_ref()?)))
+        .collect();
+    let inputs: Vec<SessionInput> = tracked
+        .iter()
+        .map(|(_, d, r)| SessionInput {
+            scars: &d.scars,
+            to_baseline: r.affine(),
+            residual_px: r.residual_px,
+            width: d.input.width as usize,
+            height: d.input.height as usize,
+            mm_per_px: d.calibration.mm_per_px,
+            processing_factor: d.processing.factor,
+        })
+        .collect();
+    let series = track_series(&inputs, &tp);
+    let tracking = TrackingInfo {
+        status: match (tracked.is_empty(), left_out.is_empty()) {
+            (true, _) => "unavailable",
+            (false, true) => "tracked",
+            (false, false) => "partial",
+        }
+        .into(),
+        note: (!left_out.is_empty())
+            .then(|| format!("sessions left out of the tracks: {}", left_out.join(", "))),
+        baseline: tracked.first().map(|(e, _, _)| e.session.clone()),
+        sessions: tracked.iter().map(|(e, _, _)| e.session.clone()).collect(),
+        parameters: tp,
+    };
+    drop(inputs);
+    drop(tracked);
+    ViewDoc {
+        view: view.to_string(),
+        sessions,
+        tracking,
+        tracks: series.tracks,
+        summaries: series.summaries,
+    }
 }
 
 /// Process one subject: analyse every photo (writing its overlay under `cfg.out`), and build
@@ -199,54 +325,11 @@ pub fn process_subject(
 ) -> SubjectDoc {
     let mut failures = plan.failures.clone();
     let warnings = plan.warnings.clone();
-    let mut views = Vec::with_capacity(plan.views.len());
-    for view in &plan.views {
-        let mut sessions = Vec::with_capacity(plan.sessions.len());
-        for s in &plan.sessions {
-            let Some(p) = s.photos.iter().find(|p| &p.view == view) else {
-                sessions.push(ViewSession {
-                    session: s.name.clone(),
-                    status: PhotoStatus::Missing,
-                    overlay: None,
-                    analysis: None,
-                });
-                continue;
-            };
-            let ov_rel = overlay_rel(&plan.output_name, &s.output_name, &p.output_name);
-            let result = run_photo(study, cfg, &p.rel_path, &s.settings, &cfg.out.join(&ov_rel));
-            on_photo();
-            match result {
-                Ok(doc) => sessions.push(ViewSession {
-                    session: s.name.clone(),
-                    status: PhotoStatus::Analysed,
-                    overlay: Some(ov_rel),
-                    analysis: Some(doc),
-                }),
-                Err(f) => {
-                    failures.push(f);
-                    sessions.push(ViewSession {
-                        session: s.name.clone(),
-                        status: PhotoStatus::Failed,
-                        overlay: None,
-                        analysis: None,
-                    });
-                }
-            }
-        }
-        views.push(ViewDoc {
-            view: view.clone(),
-            sessions,
-            tracking: TrackingInfo {
-                status: "unavailable".into(),
-                note: Some(
-                    "registration and tracking across sessions are not built into this version; \
-                     tracks are absent"
-                        .into(),
-                ),
-            },
-            tracks: Vec::new(),
-        });
-    }
+    let views = plan
+        .views
+        .iter()
+        .map(|view| process_view(study, plan, cfg, view, &mut failures, on_photo))
+        .collect();
     SubjectDoc {
         schema_version: SCHEMA_VERSION.into(),
         tool: Tool::current(),

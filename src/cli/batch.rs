@@ -58,7 +58,10 @@ pub struct BatchArgs {
     #[arg(long)]
     absolute_paths: bool,
     /// Scale and light for every photo (override the manifest).
-    #[command(flatten, next_help_heading = "Scale and light of every photo (override study.toml)")]
+    #[command(
+        flatten,
+        next_help_heading = "Scale and light of every photo (override study.toml)"
+    )]
     photo: PhotoOptions,
     /// Refuse photos with more pixels than this, megapixels, before decoding them.
     #[arg(long, value_name = "N", default_value_t = 100.0, value_parser = parse_megapixels)]

@@ -10,7 +10,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{AnalyzeDoc, Tool};
+use crate::register::Registration;
 use crate::study::{Failure, SessionOrder, Settings, Shard};
+use crate::track::{ChangeSummary, Track, TrackParams};
 
 /// Whether a photo was analysed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -44,18 +46,29 @@ pub struct ViewSession {
     pub status: PhotoStatus,
     /// The overlay image, relative to the output folder.
     pub overlay: Option<String>,
+    /// This photo's pixels → the view's baseline photo's pixels (identity for the baseline;
+    /// null when the photo could not be registered, see `failures`).
+    pub registration: Option<Registration>,
     /// The `analyze` document of the photo (its `input.path` relative to the study root
     /// unless `--absolute-paths`).
     pub analysis: Option<AnalyzeDoc>,
 }
 
-/// Whether tracks could be computed for a view.
+/// How the scars of a view were tracked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TrackingInfo {
-    /// "tracked", or "unavailable" with the reason in `note`.
+    /// "tracked" (every session with a photo of this view), "partial" (some sessions could
+    /// not be analysed or registered; `note` says which) or "unavailable" (no photo).
     pub status: String,
-    /// Why tracks are absent or incomplete.
+    /// Why sessions are missing from the tracks.
     pub note: Option<String>,
+    /// The baseline session: the first whose photo was analysed and registrable.
+    pub baseline: Option<String>,
+    /// Sessions the tracks cover, in order: `observations[i]`, `status[i]`, `changes[i]` of a
+    /// track and `summaries[].session == i` refer to `sessions[i]`.
+    pub sessions: Vec<String>,
+    /// Parameters of tracking and of the change-status rule.
+    pub parameters: TrackParams,
 }
 
 /// One view of a subject over all sessions.
@@ -65,10 +78,13 @@ pub struct ViewDoc {
     pub view: String,
     /// One entry per session of the subject, in the subject's session order.
     pub sessions: Vec<ViewSession>,
-    /// Whether tracks were computed.
+    /// Which sessions the tracks cover.
     pub tracking: TrackingInfo,
-    /// Each scar followed over the sessions (empty when `tracking.status` is not "tracked").
-    pub tracks: Vec<serde_json::Value>,
+    /// Each scar followed over the tracked sessions, with per-session status and change
+    /// since baseline.
+    pub tracks: Vec<Track>,
+    /// Per tracked session after baseline: counts by status and total changes.
+    pub summaries: Vec<ChangeSummary>,
 }
 
 /// What every batch document records about its provenance (audit trail).
@@ -290,6 +306,7 @@ pub fn study_doc(
 
 /// Header of `scars.csv`; units are in the column names.
 pub const CSV_HEADER: &str = "subject,session,session_index,session_date,view,scar_id,track_id,\
+status_vs_baseline,area_change_mm2,depth_change_mm,\
 centroid_x_px,centroid_y_px,area_px,area_mm2,equivalent_diameter_mm,depth_mm,mean_depth_mm,\
 volume_mm3,depth_uncertainty_mm,depth_px,type,type_confidence,redness_od_x100,pigment_od_x100,\
 floor_flatness,mm_per_px,photo";
@@ -308,7 +325,8 @@ fn opt(v: Option<f64>) -> String {
 }
 
 /// The tidy table: one row per scar per session per view, subjects in study order.
-/// `track_id` is empty where no track was computed.
+/// `track_id`, `status_vs_baseline` and the changes are empty where the session was not
+/// tracked (and the changes also where the scar has no baseline counterpart).
 pub fn scars_csv(subjects: &[SubjectDoc]) -> String {
     let mut out = String::from(CSV_HEADER);
     out.push('\n');
@@ -319,6 +337,11 @@ pub fn scars_csv(subjects: &[SubjectDoc]) -> String {
                 let date = d.sessions.get(k).and_then(|s| s.date.clone());
                 for s in &a.scars {
                     let track = track_of(v, &vs.session, s.id);
+                    let status = track
+                        .and_then(|(t, i)| t.status.get(i).copied().flatten())
+                        .map(|st| st.as_str())
+                        .unwrap_or_default();
+                    let change = track.and_then(|(t, i)| t.changes.get(i).cloned().flatten());
                     let row = [
                         csv_field(&d.subject),
                         csv_field(&vs.session),
@@ -326,7 +349,12 @@ pub fn scars_csv(subjects: &[SubjectDoc]) -> String {
                         date.clone().unwrap_or_default(),
                         csv_field(&v.view),
                         s.id.to_string(),
-                        track.map(|t| t.to_string()).unwrap_or_default(),
+                        track
+                            .map(|(t, _)| t.track_id.to_string())
+                            .unwrap_or_default(),
+                        status.to_string(),
+                        opt(change.as_ref().and_then(|c| c.area_change_mm2)),
+                        opt(change.as_ref().and_then(|c| c.depth_change_mm)),
                         s.centroid_px[0].to_string(),
                         s.centroid_px[1].to_string(),
                         s.area_px.to_string(),
@@ -354,17 +382,13 @@ pub fn scars_csv(subjects: &[SubjectDoc]) -> String {
     out
 }
 
-/// The track a scar of `session` belongs to, if tracks were computed. Tracks are stored as
-/// JSON objects with `track_id` and `scars: [{session, scar_id}]`-like members; anything else
-/// yields no id.
-fn track_of(v: &ViewDoc, session: &str, scar_id: u32) -> Option<u64> {
-    v.tracks.iter().find_map(|t| {
-        let id = t.get("track_id")?.as_u64()?;
-        let hit = t.get("sessions")?.as_array()?.iter().any(|e| {
-            e.get("session").and_then(|s| s.as_str()) == Some(session)
-                && e.get("scar_id").and_then(|s| s.as_u64()) == Some(u64::from(scar_id))
-        });
-        hit.then_some(id)
+/// The track a scar of `session` belongs to, if that session was tracked.
+/// Returns the track and the session's index in it.
+fn track_of<'a>(v: &'a ViewDoc, session: &str, scar_id: u32) -> Option<(&'a Track, usize)> {
+    let i = v.tracking.sessions.iter().position(|s| s == session)?;
+    v.tracks.iter().find_map(|t| match t.observations.get(i) {
+        Some(Some(o)) if o.scar_id == scar_id => Some((t, i)),
+        _ => None,
     })
 }
 
@@ -377,6 +401,6 @@ mod tests {
         assert_eq!(csv_field("S01"), "S01");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(CSV_HEADER.split(',').count(), 24);
+        assert_eq!(CSV_HEADER.split(',').count(), 27);
     }
 }
