@@ -220,8 +220,14 @@ fn hostile_study_lists_exactly_the_corrupt_photo_and_reports_every_other_subject
     assert_eq!(s3["views"][1]["view"], "right_cheek");
     // Tracked over the sessions that could be: partial where a photo failed.
     assert_eq!(left["tracking"]["status"], "partial");
-    assert_eq!(left["tracking"]["sessions"], serde_json::json!(["s1", "s3"]));
-    assert!(left["tracking"]["note"].as_str().unwrap_or("").contains("s2 (photo failed)"));
+    assert_eq!(
+        left["tracking"]["sessions"],
+        serde_json::json!(["s1", "s3"])
+    );
+    assert!(left["tracking"]["note"]
+        .as_str()
+        .unwrap_or("")
+        .contains("s2 (photo failed)"));
     let right = &s3["views"][1];
     assert_eq!(right["tracking"]["status"], "tracked");
     assert_eq!(right["tracking"]["baseline"], "s1");
@@ -231,7 +237,10 @@ fn hostile_study_lists_exactly_the_corrupt_photo_and_reports_every_other_subject
         assert_eq!(t["observations"].as_array().map(Vec::len), Some(3));
     }
     let reg = &right["sessions"][2]["registration"];
-    assert!(reg["residual_px"].as_f64().is_some_and(|r| r < 2.0), "{reg}");
+    assert!(
+        reg["residual_px"].as_f64().is_some_and(|r| r < 2.0),
+        "{reg}"
+    );
     // Paths are relative to the study root.
     let path = &left["sessions"][0]["analysis"]["input"]["path"];
     assert_eq!(path, "S03/s1/left_cheek.jpg");
@@ -290,7 +299,10 @@ fn outputs_stay_inside_out_whatever_the_names() {
     let header = csv.lines().next().expect("header");
     assert!(header.contains("area_mm2") && header.contains("depth_mm"));
     let cols = header.split(',').count();
-    let track_col = header.split(',').position(|c| c == "track_id").expect("track_id column");
+    let track_col = header
+        .split(',')
+        .position(|c| c == "track_id")
+        .expect("track_id column");
     let tracked_rows = csv
         .lines()
         .skip(1)
