@@ -50,8 +50,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# munge: the key and run folder, then the daemon as user munge (unless one already runs).
-if ! pgrep -u munge -x munged >/dev/null; then
+# munge: the key and run folder, then the daemon as user munge (unless a working one runs).
+# Liveness is checked with a credential round trip, not pgrep: in a container whose PID 1
+# does not reap, old munged processes linger as zombies.
+munge_works() { munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; }
+if ! munge_works; then
   install -d -o munge -g munge -m 0700 /etc/munge /var/lib/munge /var/log/munge
   install -d -o munge -g munge -m 0755 /run/munge
   if [ ! -s /etc/munge/munge.key ]; then
@@ -63,16 +66,17 @@ if ! pgrep -u munge -x munged >/dev/null; then
   fi
   chown munge:munge /etc/munge/munge.key
   chmod 0400 /etc/munge/munge.key
-  # munged forks into the background; whatever its status, find the daemon it left so the
-  # cleanup stops it.
+  rm -f /run/munge/munged.pid
+  # munged forks into the background; whatever its status, find the daemon it left (from
+  # its pid file) so the cleanup stops it.
   runuser -u munge -- munged || echo "munged reported an error" >&2
   for _ in $(seq 50); do
-    munged_pid=$(pgrep -u munge -x munged | head -n1 || true)
-    [ -n "$munged_pid" ] && [ -S /run/munge/munge.socket.2 ] && break
+    [ -s /run/munge/munged.pid ] && munged_pid=$(cat /run/munge/munged.pid)
+    [ -n "${munged_pid:-}" ] && munge_works && break
     sleep 0.1
   done
-  if [ -z "${munged_pid:-}" ] || ! munge -n </dev/null | unmunge >/dev/null 2>&1; then
-    echo "munged did not start (is /dev/null a character device? see munged's log)" >&2
+  if [ -z "${munged_pid:-}" ] || ! munge_works; then
+    echo "munged did not start (is /dev/null a character device? see /var/log/munge)" >&2
     exit 1
   fi
 fi
