@@ -43,7 +43,7 @@ pub enum AnalysisError {
 }
 
 /// Where the pixel scale came from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Calibration {
     /// Size of one camera pixel on the skin, mm (null: uncalibrated, mm figures absent).
     pub mm_per_px: Option<f64>,
@@ -52,7 +52,7 @@ pub struct Calibration {
 }
 
 /// Parameters of one analysis.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AnalyzeParams {
     /// Pixel scale, if known.
     pub calibration: Calibration,
@@ -94,7 +94,7 @@ impl Default for AnalyzeParams {
 }
 
 /// Counts and totals over a photo's scars.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Summary {
     /// Number of scars.
     pub count: usize,
@@ -113,7 +113,9 @@ pub struct Summary {
 }
 
 /// Scar counts per type.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct TypeCounts {
     /// Icepick scars.
     pub icepick: usize,
@@ -124,7 +126,7 @@ pub struct TypeCounts {
 }
 
 /// Scale at which the stages ran.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Processing {
     /// Camera pixels per processing pixel.
     pub factor: usize,

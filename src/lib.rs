@@ -11,8 +11,12 @@
 //! [`phantom`] is the synthetic skin generator that provides ground truth for tests and
 //! benchmarks ([`synth`] writes a whole study from it); [`eval`] scores a result against that
 //! truth.
+//!
+//! A whole study: [`study`] walks the folder and manifest into a plan, [`batch`] runs one
+//! subject of it, [`report::study`] holds the subject and study documents and the tidy CSV.
 
 pub mod analyze;
+pub mod batch;
 pub mod compare;
 pub mod error;
 pub mod eval;
@@ -26,6 +30,7 @@ pub mod register;
 pub mod relief;
 pub mod report;
 pub mod segment;
+pub mod study;
 pub mod synth;
 pub mod timings;
 pub mod track;

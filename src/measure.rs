@@ -15,7 +15,7 @@ pub use crate::phantom::ScarType;
 use crate::segment::Regions;
 
 /// One measured scar (the `scars[]` element of the analyze document).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Scar {
     /// 1-based id, in raster order of the scar's centroid within this photo.
     pub id: u32,

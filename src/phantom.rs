@@ -16,7 +16,19 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Clinical scar type (Jacob et al. 2001).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ScarType {
     /// Narrow (< 2 mm), deep, V-shaped.

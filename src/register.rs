@@ -34,7 +34,7 @@ use crate::load::RgbPlanes;
 use crate::relief::fast_len;
 
 /// A 2×3 affine matrix `[[a, b, tx], [c, d, ty]]` mapping (x, y) → (a·x + b·y + tx, c·x + d·y + ty).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Affine(pub [[f64; 3]; 2]);
 
 impl Affine {
@@ -159,7 +159,7 @@ pub enum RegisterError {
 }
 
 /// Parameters of registration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RegisterParams {
     /// Longest side of the registration plane, px (photos are box-downsampled to it).
     pub max_side: usize,
@@ -294,7 +294,7 @@ fn texture_of(lum: &ArrayView2<f32>, s_lo: f32, s_hi: f32, s_norm: f32) -> Array
 }
 
 /// The estimated transform of one session photo onto the baseline photo.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Registration {
     /// 2×3 matrix mapping session (after) full-resolution pixels to baseline (before) pixels.
     pub matrix: [[f64; 3]; 2],

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::filters::{gaussian, gradient, robust_stats};
 
 /// Where a light direction came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LightSource {
     /// Given by the user (command line or manifest).
@@ -40,7 +40,7 @@ pub enum LightSource {
 }
 
 /// Key-light direction used for one photo.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Light {
     /// Azimuth, degrees counter-clockwise on screen from the right edge.
     pub azimuth_deg: f64,
@@ -270,7 +270,7 @@ pub(crate) fn fast_len(n: usize) -> usize {
     loop {
         let mut k = m;
         for p in [2, 3, 5] {
-            while k % p == 0 {
+            while k.is_multiple_of(p) {
                 k /= p;
             }
         }

@@ -40,7 +40,7 @@ pub struct SessionInput<'a> {
 }
 
 /// Parameters of tracking and of the status rule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TrackParams {
     /// A change is significant beyond this many combined σ.
     pub k_sigma: f64,
@@ -67,7 +67,9 @@ impl Default for TrackParams {
 }
 
 /// How a scar changed since baseline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Shallower or smaller beyond the uncertainty.
@@ -100,7 +102,7 @@ impl Status {
 
 /// Change of one scar between baseline and a session (after − before). mm figures are null
 /// without calibration; the px figures are in baseline pixels and always present.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Change {
     /// Footprint area change, mm².
     pub area_change_mm2: Option<f64>,
@@ -137,7 +139,7 @@ pub struct Change {
 }
 
 /// One observation of a track in a session.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Observation {
     /// Index of the scar in that session's list.
     pub index: usize,
@@ -148,7 +150,7 @@ pub struct Observation {
 }
 
 /// One scar followed over the sessions.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Track {
     /// Stable id: baseline scars 1.. in their raster order, then new ones in order of appearance.
     pub track_id: u32,
@@ -161,7 +163,9 @@ pub struct Track {
 }
 
 /// Counts of tracks by status in one session.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct StatusCounts {
     /// Improved.
     pub improved: usize,
@@ -179,7 +183,7 @@ pub struct StatusCounts {
 
 /// Total scar area and volume before and after, over the skin both photos show (null
 /// without calibration).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Totals {
     /// Total scar area at baseline, mm².
     pub total_area_before_mm2: Option<f64>,
@@ -200,7 +204,7 @@ pub struct Totals {
 }
 
 /// One session's change summary against baseline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChangeSummary {
     /// Session index.
     pub session: usize,
@@ -212,7 +216,7 @@ pub struct ChangeSummary {
 }
 
 /// Tracks over a series of sessions, with one summary per session after baseline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Series {
     /// Tracks ordered by id.
     pub tracks: Vec<Track>,

@@ -37,21 +37,9 @@ pub struct AnalyzeArgs {
     /// Photos to analyse (JPEG, PNG, TIFF or WebP).
     #[arg(value_name = "PHOTO", required = true)]
     photos: Vec<PathBuf>,
-    /// Size of one camera pixel on the skin, mm (0 < F < 10). Without it, mm figures are
-    /// absent (null) and the report says so.
-    #[arg(long, value_name = "F", allow_negative_numbers = true, value_parser = parse_mm_per_px)]
-    mm_per_px: Option<f64>,
-    /// Key-light azimuth, degrees counter-clockwise on screen from the right edge (0 = from
-    /// the right, 90 = from the top). Estimated from the photo when absent.
-    #[arg(long, value_name = "DEG", allow_negative_numbers = true, value_parser = parse_azimuth)]
-    light_azimuth: Option<f64>,
-    /// Key-light elevation above the skin plane, degrees (1–89; 90 would be frontal).
-    /// A typical clinical value is assumed when absent.
-    #[arg(long, value_name = "DEG", allow_negative_numbers = true, value_parser = parse_elevation)]
-    light_elevation: Option<f64>,
-    /// Ambient light as a fraction of the key light (0–1).
-    #[arg(long, value_name = "F", allow_negative_numbers = true, value_parser = parse_ambient)]
-    ambient: Option<f64>,
+    /// Scale and light.
+    #[command(flatten)]
+    photo: PhotoOptions,
     /// Where the JSON goes: a file, or `-` for standard output (default). One photo gives
     /// one document; several give a JSON array of the documents of those that succeeded.
     #[arg(long, value_name = "FILE.json", conflicts_with = "out_dir")]
@@ -73,6 +61,27 @@ pub struct AnalyzeArgs {
     /// segment, measure, report, overlay, write) as one JSON line on stderr.
     #[arg(long)]
     timings: bool,
+}
+
+/// Scale and light options shared by `analyze` and `batch` (in `batch` they override the
+/// manifest).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct PhotoOptions {
+    /// Size of one camera pixel on the skin, mm (0 < F < 10). Without it, mm figures are
+    /// absent (null) and the report says so.
+    #[arg(long, value_name = "F", allow_negative_numbers = true, value_parser = parse_mm_per_px)]
+    pub(crate) mm_per_px: Option<f64>,
+    /// Key-light azimuth, degrees counter-clockwise on screen from the right edge (0 = from
+    /// the right, 90 = from the top). Estimated from the photo when absent.
+    #[arg(long, value_name = "DEG", allow_negative_numbers = true, value_parser = parse_azimuth)]
+    pub(crate) light_azimuth: Option<f64>,
+    /// Key-light elevation above the skin plane, degrees (1–89; 90 would be frontal).
+    /// A typical clinical value is assumed when absent.
+    #[arg(long, value_name = "DEG", allow_negative_numbers = true, value_parser = parse_elevation)]
+    pub(crate) light_elevation: Option<f64>,
+    /// Ambient light as a fraction of the key light (0–1).
+    #[arg(long, value_name = "F", allow_negative_numbers = true, value_parser = parse_ambient)]
+    pub(crate) ambient: Option<f64>,
 }
 
 /// Where a JSON output goes.
@@ -109,7 +118,12 @@ struct Config {
 impl Config {
     /// Check the arguments together; everything that can be refused is refused here.
     fn from_args(a: AnalyzeArgs) -> anyhow::Result<Config> {
-        let params = params_from(a.mm_per_px, a.light_azimuth, a.light_elevation, a.ambient);
+        let params = params_from(
+            a.photo.mm_per_px,
+            a.photo.light_azimuth,
+            a.photo.light_elevation,
+            a.photo.ambient,
+        );
         let dest = |p: Option<PathBuf>| match p {
             Some(p) if p.as_os_str() != "-" => Dest::File(p),
             _ => Dest::Stdout,
@@ -254,7 +268,7 @@ pub(super) fn parse_ambient(s: &str) -> Result<f64, String> {
     }
 }
 
-pub(super) fn parse_megapixels(s: &str) -> Result<f64, String> {
+pub(crate) fn parse_megapixels(s: &str) -> Result<f64, String> {
     let v = parse_f64(s)?;
     if v > 0.0 && v <= 10_000.0 {
         Ok(v)

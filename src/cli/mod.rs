@@ -6,8 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod analyze;
+mod batch;
 mod compare;
 mod eval;
+mod merge;
+mod schema;
 mod synth;
 
 /// Measure atrophic acne scars in skin photographs and track them across sessions.
@@ -28,6 +31,12 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Write a synthetic study (phantom photos + ground truth).
     Synth(synth::SynthArgs),
+    /// Analyse a whole study folder: every subject, session and view; tidy outputs.
+    Batch(batch::BatchArgs),
+    /// Combine the outputs of `batch --shard I/N` runs into one study output.
+    Merge(merge::MergeArgs),
+    /// Print the JSON Schema of a document scarscope writes.
+    Schema(schema::SchemaArgs),
 }
 
 /// Run the parsed command; the exit code says whether anything failed.
@@ -37,5 +46,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Compare(a) => compare::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Synth(a) => synth::run(a),
+        Command::Batch(a) => batch::run(a),
+        Command::Merge(a) => merge::run(a),
+        Command::Schema(a) => schema::run(a),
     }
 }

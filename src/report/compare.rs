@@ -15,7 +15,7 @@ use crate::relief::Light;
 use crate::track::{Change, StatusCounts, Totals, TrackParams};
 
 /// The two photos.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Pair<T> {
     /// Before (baseline).
     pub before: T,
@@ -24,7 +24,7 @@ pub struct Pair<T> {
 }
 
 /// Parameters of a comparison.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CompareParameters {
     /// Analysis of each photo.
     pub analysis: Pair<AnalyzeParams>,
@@ -35,7 +35,7 @@ pub struct CompareParameters {
 }
 
 /// One track of the comparison.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MatchDoc {
     /// Track id (before scars 1.. in their order, then new ones).
     pub track_id: u32,
@@ -61,7 +61,7 @@ pub struct MatchDoc {
 }
 
 /// Summary of a comparison.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CompareSummary {
     /// Tracks by status.
     pub counts_by_status: StatusCounts,
@@ -75,7 +75,7 @@ pub struct CompareSummary {
 }
 
 /// The `compare` document.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CompareDoc {
     /// [`SCHEMA_VERSION`].
     pub schema_version: String,

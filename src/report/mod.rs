@@ -18,13 +18,14 @@ use crate::relief::Light;
 pub mod compare;
 mod font;
 pub mod overlay;
+pub mod study;
 
 /// Version of the JSON documents' layout: fields may be added freely; a rename or removal
 /// bumps it.
 pub const SCHEMA_VERSION: &str = "1.0.0";
 
 /// Name and version of the program that wrote a document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Tool {
     /// Always "scarscope".
     pub name: String,
@@ -43,7 +44,7 @@ impl Tool {
 }
 
 /// The photo a document is about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Input {
     /// The path as given on the command line (lossy UTF-8).
     pub path: String,
@@ -79,7 +80,7 @@ impl From<&ImageMeta> for Input {
 }
 
 /// The `analyze` document: one photo's scars and everything needed to trust or reproduce them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AnalyzeDoc {
     /// [`SCHEMA_VERSION`].
     pub schema_version: String,

@@ -1,0 +1,465 @@
+//! Study layer, second half: runs one subject of a planned [`Study`] — every view of every
+//! session loaded, analysed and drawn in turn (one full-resolution photo in memory at a time;
+//! only the analysis and the small registration plane are kept), registered onto the view's
+//! baseline ([`crate::register`]) and tracked over the sessions ([`crate::track`]), then the
+//! subject's [`SubjectDoc`] built. The caller decides
+//! which subjects run where (threads, shards, resume) and writes the documents.
+//!
+//! A subject's [`fingerprint`] hashes everything its outputs depend on, so a finished subject
+//! can be recognised and skipped by `--resume`.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::analyze::analyze;
+use crate::load::{load_bytes, LoadLimits, MAX_FILE_BYTES};
+use crate::register::{register, RegisterParams, Registration, RegistrationPlane};
+use crate::report::overlay::{draw_overlay, write_png};
+use crate::report::study::{
+    subject_doc_rel, PhotoStatus, Provenance, SessionEntry, SubjectDoc, TrackingInfo, ViewDoc,
+    ViewSession,
+};
+use crate::report::{analyze_doc, AnalyzeDoc, Tool, SCHEMA_VERSION};
+use crate::study::{hex_sha256, Failure, Settings, Study, SubjectPlan};
+use crate::track::{track_series, SessionInput, TrackParams};
+
+/// How a batch runs, beyond the study itself.
+#[derive(Debug, Clone)]
+pub struct BatchConfig {
+    /// Settings from the command line; they override the manifest.
+    pub overrides: Settings,
+    /// Loader limits.
+    pub limits: LoadLimits,
+    /// Record absolute paths instead of paths relative to the study root.
+    pub absolute_paths: bool,
+    /// Output folder.
+    pub out: PathBuf,
+}
+
+impl BatchConfig {
+    /// The provenance block every batch document carries.
+    pub fn provenance(&self, study: &Study) -> Provenance {
+        Provenance {
+            manifest_sha256: study.manifest.as_ref().map(|m| m.sha256.clone()),
+            overrides: self.overrides.clone(),
+            absolute_paths: self.absolute_paths,
+            max_pixels: self.limits.max_pixels,
+        }
+    }
+}
+
+/// How a path inside the study is written in reports.
+pub fn shown_path(study: &Study, cfg: &BatchConfig, rel: &Path) -> PathBuf {
+    if cfg.absolute_paths {
+        study.root_abs.join(rel)
+    } else {
+        rel.to_path_buf()
+    }
+}
+
+/// SHA-256 of a photo, or a description of why it cannot be read (part of the fingerprint).
+fn file_hash(path: &Path) -> String {
+    match std::fs::read(path) {
+        Ok(b) => hex_sha256(&b),
+        Err(e) => format!("unreadable: {:?}", e.kind()),
+    }
+}
+
+/// A session in the fingerprint: name, date, settings, and (view, path, SHA-256) per photo.
+type SessionPrint<'a> = (
+    &'a str,
+    Option<&'a str>,
+    &'a Settings,
+    Vec<(&'a str, String, String)>,
+);
+
+#[derive(Serialize)]
+struct FingerprintInput<'a> {
+    tool: Tool,
+    schema_version: &'static str,
+    subject: &'a str,
+    order: usize,
+    output_name: &'a str,
+    provenance: Provenance,
+    root: Option<String>,
+    sessions: Vec<SessionPrint<'a>>,
+    warnings: &'a [String],
+    failures: &'a [Failure],
+}
+
+/// Hash of everything a subject's outputs depend on: tool and schema version, manifest hash,
+/// command-line settings, path mode, each photo's path and SHA-256 with its settings, and the
+/// walk's warnings and failures. Reads every photo of the subject (hashing only).
+pub fn fingerprint(study: &Study, plan: &SubjectPlan, cfg: &BatchConfig) -> String {
+    let input = FingerprintInput {
+        tool: Tool::current(),
+        schema_version: SCHEMA_VERSION,
+        subject: &plan.id,
+        order: plan.order,
+        output_name: &plan.output_name,
+        provenance: cfg.provenance(study),
+        root: cfg
+            .absolute_paths
+            .then(|| study.root_abs.to_string_lossy().into_owned()),
+        sessions: plan
+            .sessions
+            .iter()
+            .map(|s| {
+                let photos = s
+                    .photos
+                    .iter()
+                    .map(|p| {
+                        (
+                            p.view.as_str(),
+                            p.rel_path.to_string_lossy().into_owned(),
+                            file_hash(&study.root.join(&p.rel_path)),
+                        )
+                    })
+                    .collect();
+                (s.name.as_str(), s.date.as_deref(), &s.settings, photos)
+            })
+            .collect(),
+        warnings: &plan.warnings,
+        failures: &plan.failures,
+    };
+    hex_sha256(&serde_json::to_vec(&input).unwrap_or_default())
+}
+
+/// Path of the overlay of one photo, relative to the output folder.
+pub fn overlay_rel(subject: &str, session: &str, view: &str) -> String {
+    format!("overlays/{subject}/{session}/{view}.png")
+}
+
+/// Read, analyse and draw one photo; the overlay is written to `out`. Panics inside the
+/// pipeline are caught and reported as this photo's failure.
+fn run_photo(
+    study: &Study,
+    cfg: &BatchConfig,
+    rel: &Path,
+    settings: &Settings,
+    overlay: &Path,
+) -> Result<(AnalyzeDoc, Result<RegistrationPlane, Failure>), Failure> {
+    let shown = shown_path(study, cfg, rel);
+    let path = shown.to_string_lossy().into_owned();
+    // Errors of the library name the file first; the failure record has it in `path`.
+    let fail = |stage: &str, error: String| Failure {
+        error: error
+            .strip_prefix(&format!("{path}: "))
+            .map_or_else(|| error.clone(), str::to_string),
+        path: path.clone(),
+        stage: stage.into(),
+    };
+    let full = study.root.join(rel);
+    let size = std::fs::metadata(&full)
+        .map_err(|e| fail("load", format!("cannot read the file: {e}")))?
+        .len();
+    if size > MAX_FILE_BYTES {
+        return Err(fail(
+            "load",
+            format!("the file is {size} bytes, above the limit of {MAX_FILE_BYTES} for one photo"),
+        ));
+    }
+    let bytes =
+        std::fs::read(&full).map_err(|e| fail("load", format!("cannot read the file: {e}")))?;
+    let params = Settings::analyze_params(settings, &cfg.overrides);
+    let work = || -> Result<_, Failure> {
+        let img =
+            load_bytes(&bytes, &shown, &cfg.limits).map_err(|e| fail("load", e.to_string()))?;
+        let a = analyze(&img.planes, &params).map_err(|e| {
+            fail(
+                "analyze",
+                format!("{}: cannot analyse: {e}", shown.display()),
+            )
+        })?;
+        let doc = analyze_doc(&img.meta, &params, &a);
+        let ov = draw_overlay(&img.planes, &a);
+        drop(a);
+        // The small plane registration needs is all that is kept of the pixels.
+        let plane = RegistrationPlane::from_planes(&img.planes, &RegisterParams::default())
+            .map_err(|e| fail("register", e.to_string()));
+        Ok((doc, ov, plane))
+    };
+    let (doc, ov, plane) =
+        match catch_unwind(AssertUnwindSafe(work)) {
+            Ok(r) => r?,
+            Err(_) => return Err(fail(
+                "analyze",
+                "internal error while analysing this photo (a bug in scarscope; please report it)"
+                    .into(),
+            )),
+        };
+    write_png(&ov, overlay).map_err(|e| fail("write", e.to_string()))?;
+    Ok((doc, plane))
+}
+
+/// One view of a subject over its sessions: each photo analysed in turn, registered onto the
+/// view's baseline (the first session whose photo was analysed and could be registered),
+/// then the scars of every registered session tracked. Only the baseline's registration
+/// plane is kept while the sessions run.
+fn process_view(
+    study: &Study,
+    plan: &SubjectPlan,
+    cfg: &BatchConfig,
+    view: &str,
+    failures: &mut Vec<Failure>,
+    on_photo: &(dyn Fn() + Sync),
+) -> ViewDoc {
+    let rp = RegisterParams::default();
+    let mut baseline: Option<RegistrationPlane> = None;
+    let mut sessions = Vec::with_capacity(plan.sessions.len());
+    let mut left_out = Vec::new();
+    for s in &plan.sessions {
+        let mut entry = ViewSession {
+            session: s.name.clone(),
+            status: PhotoStatus::Missing,
+            overlay: None,
+            registration: None,
+            analysis: None,
+        };
+        let Some(p) = s.photos.iter().find(|p| p.view == view) else {
+            sessions.push(entry);
+            continue;
+        };
+        let ov_rel = overlay_rel(&plan.output_name, &s.output_name, &p.output_name);
+        let result = run_photo(study, cfg, &p.rel_path, &s.settings, &cfg.out.join(&ov_rel));
+        on_photo();
+        match result {
+            Ok((doc, plane)) => {
+                entry.status = PhotoStatus::Analysed;
+                entry.overlay = Some(ov_rel);
+                entry.analysis = Some(doc);
+                let registered = plane.and_then(|plane| match &baseline {
+                    None => {
+                        baseline = Some(plane);
+                        Ok(Registration::identity())
+                    }
+                    Some(base) => {
+                        let reg = catch_unwind(AssertUnwindSafe(|| register(base, &plane, &rp)));
+                        let error = match reg {
+                            Ok(Ok(r)) => return Ok(r),
+                            Ok(Err(e)) => format!("cannot register onto the baseline photo: {e}"),
+                            Err(_) => "internal error while registering this photo (a bug in \
+                                       scarscope; please report it)"
+                                .into(),
+                        };
+                        Err(Failure {
+                            path: shown_path(study, cfg, &p.rel_path)
+                                .to_string_lossy()
+                                .into_owned(),
+                            stage: "register".into(),
+                            error,
+                        })
+                    }
+                });
+                match registered {
+                    Ok(r) => entry.registration = Some(r),
+                    Err(f) => {
+                        left_out.push(format!("{} (not registered)", s.name));
+                        failures.push(f);
+                    }
+                }
+            }
+            Err(f) => {
+                entry.status = PhotoStatus::Failed;
+                left_out.push(format!("{} (photo failed)", s.name));
+                failures.push(f);
+            }
+        }
+        sessions.push(entry);
+    }
+    drop(baseline);
+    let tp = TrackParams::default();
+    let tracked: Vec<(&ViewSession, &AnalyzeDoc, &Registration)> = sessions
+        .iter()
+        .filter_map(|e| Some((e, e.analysis.as_ref()?, e.registration.as_ref()?)))
+        .collect();
+    let inputs: Vec<SessionInput> = tracked
+        .iter()
+        .map(|(_, d, r)| SessionInput {
+            scars: &d.scars,
+            to_baseline: r.affine(),
+            residual_px: r.residual_px,
+            width: d.input.width as usize,
+            height: d.input.height as usize,
+            mm_per_px: d.calibration.mm_per_px,
+            processing_factor: d.processing.factor,
+        })
+        .collect();
+    let series = track_series(&inputs, &tp);
+    let tracking = TrackingInfo {
+        status: match (tracked.is_empty(), left_out.is_empty()) {
+            (true, _) => "unavailable",
+            (false, true) => "tracked",
+            (false, false) => "partial",
+        }
+        .into(),
+        note: (!left_out.is_empty())
+            .then(|| format!("sessions left out of the tracks: {}", left_out.join(", "))),
+        baseline: tracked.first().map(|(e, _, _)| e.session.clone()),
+        sessions: tracked.iter().map(|(e, _, _)| e.session.clone()).collect(),
+        parameters: tp,
+    };
+    drop(inputs);
+    drop(tracked);
+    ViewDoc {
+        view: view.to_string(),
+        sessions,
+        tracking,
+        tracks: series.tracks,
+        summaries: series.summaries,
+    }
+}
+
+/// Process one subject: analyse every photo (writing its overlay under `cfg.out`), and build
+/// the subject's document. Failures of single photos are recorded in the document; the
+/// document itself is not written here. `fp` is the subject's [`fingerprint`]; `on_photo`
+/// is called after each photo (for progress bars).
+pub fn process_subject(
+    study: &Study,
+    plan: &SubjectPlan,
+    cfg: &BatchConfig,
+    fp: String,
+    on_photo: &(dyn Fn() + Sync),
+) -> SubjectDoc {
+    let mut failures = plan.failures.clone();
+    let warnings = plan.warnings.clone();
+    let views = plan
+        .views
+        .iter()
+        .map(|view| process_view(study, plan, cfg, view, &mut failures, on_photo))
+        .collect();
+    SubjectDoc {
+        schema_version: SCHEMA_VERSION.into(),
+        tool: Tool::current(),
+        subject: plan.id.clone(),
+        order: plan.order,
+        output_name: plan.output_name.clone(),
+        fingerprint: fp,
+        provenance: cfg.provenance(study),
+        session_order: plan.session_order,
+        sessions: plan
+            .sessions
+            .iter()
+            .map(|s| SessionEntry {
+                session: s.name.clone(),
+                date: s.date.clone(),
+                photos: s.photos.len(),
+            })
+            .collect(),
+        views,
+        warnings,
+        failures,
+    }
+}
+
+/// The finished document of a subject in `out`, if it is complete for unchanged inputs: it
+/// parses, its fingerprint is `fp`, and every overlay it lists exists.
+pub fn finished_subject(out: &Path, plan: &SubjectPlan, fp: &str) -> Option<SubjectDoc> {
+    let bytes = std::fs::read(out.join(subject_doc_rel(&plan.output_name))).ok()?;
+    let doc: SubjectDoc = serde_json::from_slice(&bytes).ok()?;
+    if doc.fingerprint != fp {
+        return None;
+    }
+    let overlays_present = doc
+        .views
+        .iter()
+        .flat_map(|v| &v.sessions)
+        .filter_map(|s| s.overlay.as_ref())
+        .all(|o| out.join(o).is_file());
+    overlays_present.then_some(doc)
+}
+
+/// Name of the lock file a run holds in its output folder.
+pub const LOCK_FILE: &str = ".scarscope.lock";
+
+/// Another run holds the output folder, or the lock cannot be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another scarscope process is writing into the folder.
+    #[error("{}: another scarscope run ({holder}) is writing into this output folder; wait for it to finish or choose another --out", .dir.display())]
+    Busy {
+        /// The output folder.
+        dir: PathBuf,
+        /// What the lock file says about its holder.
+        holder: String,
+    },
+    /// The folder or lock file cannot be created.
+    #[error("{}: cannot create the output folder or its lock file: {source}", .dir.display())]
+    Io {
+        /// The output folder.
+        dir: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// An exclusive hold on an output folder, released when dropped or when the process dies
+/// (an advisory `flock`, so a killed run never leaves a stale lock behind).
+#[derive(Debug)]
+pub struct OutputLock {
+    _file: std::fs::File,
+}
+
+/// Create `dir` if needed and take its lock; then remove temporary files a killed run may
+/// have left (`.scarscope-*.tmp`: outputs are renamed into place only when complete).
+///
+/// # Errors
+///
+/// [`LockError::Busy`] when another process holds the lock, [`LockError::Io`] when the folder
+/// or the lock file cannot be created.
+pub fn lock_output(dir: &Path) -> Result<OutputLock, LockError> {
+    use std::io::{Read, Seek, Write};
+    let io = |source| LockError::Io {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join(LOCK_FILE))
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = match holder.trim() {
+                "" => "process unknown".to_string(),
+                h => h.to_string(),
+            };
+            return Err(LockError::Busy {
+                dir: dir.to_path_buf(),
+                holder,
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+    }
+    file.set_len(0).map_err(io)?;
+    file.rewind().map_err(io)?;
+    writeln!(file, "pid {}", std::process::id()).map_err(io)?;
+    remove_stale_temporaries(dir, 4);
+    Ok(OutputLock { _file: file })
+}
+
+/// Remove `.scarscope-*.tmp` files left by a killed run, `depth` folder levels deep.
+fn remove_stale_temporaries(dir: &Path, depth: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let n = name.to_string_lossy();
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_file() && n.starts_with(".scarscope-") && n.ends_with(".tmp") {
+            let _ = std::fs::remove_file(e.path());
+        } else if ft.is_dir() && depth > 0 {
+            remove_stale_temporaries(&e.path(), depth - 1);
+        }
+    }
+}
