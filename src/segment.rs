@@ -132,7 +132,14 @@ pub fn mirror_threshold(dip_peaks: &[f32], bump_peaks: &[f32], fdr: f32, floor: 
             best = t;
         }
     }
-    best.max(floor)
+    if best.is_finite() {
+        best.max(floor)
+    } else {
+        // Nothing can be kept: a finite threshold just above every core, so reports stay
+        // finite numbers.
+        let top = d.iter().chain(&b).fold(floor, |m, v| m.max(*v));
+        top + top.abs() * 1e-6 + 1e-6
+    }
 }
 
 struct Basin {
@@ -497,7 +504,8 @@ mod tests {
         // No bumps at all: every dip above the floor is kept.
         assert_eq!(mirror_threshold(&dips, &[], 0.1, 5.0), 5.5);
         // Nothing but texture: nothing is kept.
-        assert!(mirror_threshold(&[], &[7.0], 0.1, 5.0).is_infinite());
+        assert!(mirror_threshold(&[], &[7.0], 0.1, 5.0) > 7.0);
+        assert!(mirror_threshold(&[6.0, 5.5], &[7.0, 6.5], 0.1, 5.0) > 7.0);
     }
 
     #[test]

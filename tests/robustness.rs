@@ -358,3 +358,34 @@ fn a_report_records_enough_to_be_reproduced_and_checked() {
         String::from_utf8(written).unwrap()
     );
 }
+
+/// Found by the analyze fuzz target: a tiny WebP in which no depression core forms. The seed
+/// threshold was infinite and the report wrote it as null. Every processing figure must be a
+/// finite number, whatever the parameters.
+#[test]
+fn a_photo_without_scar_cores_reports_finite_thresholds() {
+    let photo = fixture("hostile/fuzz_webp_with_no_scar_cores.webp");
+    for args in [
+        &[][..],
+        &["--mm-per-px", "0.05"][..],
+        &[
+            "--mm-per-px",
+            "0.2",
+            "--light-azimuth",
+            "135",
+            "--light-elevation",
+            "30",
+        ][..],
+        &["--light-azimuth", "-30"][..],
+    ] {
+        let (code, stderr, doc) = run(&photo, args);
+        let Some(doc) = doc else {
+            // A typed refusal is fine too; a crash is not.
+            assert_eq!(code, Some(1), "{args:?}: {stderr}");
+            continue;
+        };
+        for (k, v) in doc["processing"].as_object().expect("processing object") {
+            assert!(!v.is_null(), "{args:?}: processing.{k} is null");
+        }
+    }
+}
