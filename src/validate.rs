@@ -196,10 +196,14 @@ mod tests {
     }
 
     #[test]
-    fn a_pixel_with_one_channel_in_range_is_informative() {
-        // Saturated red skin highlights still carry green and blue.
-        let p = planes(20, 20, |x, _| [1.0, 0.1 + 0.01 * x as f32, 0.0]);
-        assert_eq!(reason(&p, 400), None);
+    fn a_pixel_with_a_clipped_channel_is_not_informative() {
+        // The analysis treats a pixel with any channel at black or white as clipped (its
+        // optical density is unknown there), so the check counts it the same way.
+        let p = planes(20, 20, |x, _| [1.0, 0.1 + 0.01 * x as f32, 0.3]);
+        assert!(matches!(
+            reason(&p, 400),
+            Some(Unmeasurable::Clipped { informative: 0, .. })
+        ));
     }
 
     #[test]
