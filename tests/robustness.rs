@@ -364,7 +364,7 @@ fn a_report_records_enough_to_be_reproduced_and_checked() {
 /// finite number, whatever the parameters.
 #[test]
 fn a_photo_without_scar_cores_reports_finite_thresholds() {
-    let photo = fixture("hostile/fuzz_webp_with_no_scar_cores.webp");
+    let photo = fixture("fuzz/webp_with_no_scar_cores.webp");
     for args in [
         &[][..],
         &["--mm-per-px", "0.05"][..],
