@@ -18,7 +18,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use image::codecs::jpeg::JpegEncoder;
 use image::imageops::{resize, FilterType};
-use scarscope::analyze::{analyze, AnalyzeParams, Calibration};
+use scarscope::analyze::{analyze, segment_params, AnalyzeParams, Calibration};
 use scarscope::filters::{downsample, gaussian};
 use scarscope::intrinsics::separate;
 use scarscope::load::{load_bytes, LoadLimits};
@@ -26,7 +26,7 @@ use scarscope::measure::{measure, MeasureContext};
 use scarscope::normalize::normalize;
 use scarscope::phantom::{Subject, SubjectConfig};
 use scarscope::relief::{estimate_azimuth, relief, ReliefParams, ASSUMED_ELEVATION_DEG};
-use scarscope::segment::{segment, SegmentParams};
+use scarscope::segment::segment;
 
 /// Size of one camera pixel of the bench photo, mm.
 const MM_PER_PX: f64 = 0.025;
@@ -158,19 +158,7 @@ fn stages(c: &mut Criterion) {
     g.finish();
     let rel = relief(&shading, az, ASSUMED_ELEVATION_DEG, unit, &rp);
 
-    // The detection scales analyze.rs derives at 0.1 mm/px: 0.2 mm to 2.4 mm in steps of 1.5×.
-    let min_area = std::f64::consts::PI * (0.5 * p.min_diameter_mm / unit).powi(2);
-    let sp = SegmentParams {
-        scales_px: (0..7).map(|i| px(0.2) * 1.5f32.powi(i)).collect(),
-        min_area_px: min_area.ceil() as usize,
-        min_depth: p.min_depth_mm as f32,
-        snr_extent: p.noise_k as f32 / 2.0,
-        snr_seed: p.noise_k as f32,
-        fdr: 0.1,
-        surround_ratio: 2.5,
-        furrow_px: (0.1 / unit).round().max(1.0) as usize,
-        ring_k: 2.0,
-    };
+    let sp = segment_params(&p, unit);
     let mut g = configure(c, "segment");
     g.bench_function("scale_space_and_flood", |b| {
         b.iter(|| segment(black_box(&rel.height.view()), &sp))

@@ -321,31 +321,7 @@ pub fn analyze_timed<P: PlaneSource + ?Sized>(
             100.0 * rel.shadow_fraction
         ));
     }
-    // Detection scales from the smallest icepick (0.5 mm) to the largest rolling scar (8 mm):
-    // a difference of Gaussians with centre σ responds best to a pit of radius ≈ 1.5–2 σ.
-    let mut scales_px = Vec::new();
-    // Pores (0.1–0.2 mm) are real depressions but not scars: the finest scale sits above them.
-    let mut s_mm = 0.2;
-    while s_mm <= 2.4 {
-        let s = px(s_mm).max(0.8);
-        if scales_px.last().is_none_or(|l: &f32| s > l * 1.2) {
-            scales_px.push(s);
-        }
-        s_mm *= 1.5;
-    }
-    let sp = SegmentParams {
-        scales_px,
-        surround_ratio: 2.5,
-        snr_seed: p.noise_k as f32,
-        fdr: 0.1,
-        snr_extent: 0.5 * p.noise_k as f32,
-        min_depth: p.min_depth_mm as f32,
-        min_area_px: (std::f64::consts::PI * (0.5 * p.min_diameter_mm / unit).powi(2)).ceil()
-            as usize,
-        // Furrows are 0.05–0.15 mm wide; scar walls are wider.
-        furrow_px: (0.1 / unit).round().max(1.0) as usize,
-        ring_k: 2.0,
-    };
+    let sp = segment_params(p, unit);
     let regions = t.time("segment", || segment(&rel.height.view(), &sp));
     let model_rel = match (source, elevation_source) {
         (LightSource::Given, LightSource::Given) => 0.25,
@@ -403,6 +379,37 @@ pub fn analyze_timed<P: PlaneSource + ?Sized>(
         regions,
         intrinsics: intr,
     })
+}
+
+/// Segmentation parameters of an analysis at `unit` mm per processing pixel: detection
+/// scales from the smallest icepick (0.5 mm) to the largest rolling scar (8 mm) — a difference
+/// of Gaussians with centre σ responds best to a pit of radius ≈ 1.5–2 σ — and the noise,
+/// size and footprint rules.
+pub fn segment_params(p: &AnalyzeParams, unit: f64) -> SegmentParams {
+    let px = |mm: f64| (mm / unit) as f32;
+    let mut scales_px = Vec::new();
+    // Pores (0.1–0.2 mm) are real depressions but not scars: the finest scale sits above them.
+    let mut s_mm = 0.2;
+    while s_mm <= 2.4 {
+        let s = px(s_mm).max(0.8);
+        if scales_px.last().is_none_or(|l: &f32| s > l * 1.2) {
+            scales_px.push(s);
+        }
+        s_mm *= 1.5;
+    }
+    SegmentParams {
+        scales_px,
+        surround_ratio: 2.5,
+        snr_seed: p.noise_k as f32,
+        fdr: 0.1,
+        snr_extent: 0.5 * p.noise_k as f32,
+        min_depth: p.min_depth_mm as f32,
+        min_area_px: (std::f64::consts::PI * (0.5 * p.min_diameter_mm / unit).powi(2)).ceil()
+            as usize,
+        // Furrows are 0.05–0.15 mm wide; scar walls are wider.
+        furrow_px: (0.1 / unit).round().max(1.0) as usize,
+        ring_k: 2.0,
+    }
 }
 
 fn source_word(s: LightSource) -> &'static str {
