@@ -1,6 +1,21 @@
-//! Accuracy of `analyze` on the phantom grid of the analysis issue, case by case and pooled.
+//! Accuracy of `analyze` on the phantom grid of the analysis issue, case by case, pooled, and
+//! broken down by scar type and light elevation (measured / true depth and area, light given).
 //! `cargo run --release --example accuracy [N]` (env NOSCARS=1: pigment-only phantoms).
-use scarscope::eval::{grid_case, summarize_grid, GridCase};
+use scarscope::eval::{grid_case, median, summarize_grid, GridCase, MatchedPair};
+use scarscope::measure::ScarType;
+
+fn ratios(pairs: &[&MatchedPair], f: fn(&MatchedPair) -> Option<f64>) -> String {
+    let mut v: Vec<f64> = pairs.iter().filter_map(|p| f(p)).collect();
+    v.sort_by(f64::total_cmp);
+    match median(&mut v.clone()) {
+        Some(m) => format!(
+            "median {m:.2} (quartiles {:.2}–{:.2})",
+            v[v.len() / 4],
+            v[(3 * v.len() / 4).min(v.len() - 1)]
+        ),
+        None => "-".into(),
+    }
+}
 
 fn main() {
     let n: usize = std::env::args()
@@ -26,5 +41,25 @@ fn main() {
     for given in [true, false] {
         let c: Vec<&GridCase> = cases.iter().filter(|c| c.light_given == given).collect();
         println!("light given {given}: {:?}", summarize_grid(&c));
+    }
+    // Where the errors come from: measured / true, by type and by light elevation.
+    let depth = |p: &MatchedPair| p.measured_depth_mm.map(|d| d / p.depth_mm);
+    let area = |p: &MatchedPair| p.measured_area_mm2.map(|a| a / p.area_mm2);
+    for kind in [ScarType::Icepick, ScarType::Boxcar, ScarType::Rolling] {
+        for (lo, hi) in [(0.0, 40.0), (40.0, 90.0)] {
+            let sel: Vec<&MatchedPair> = cases
+                .iter()
+                .filter(|c| c.light_given && c.elevation_deg >= lo && c.elevation_deg < hi)
+                .flat_map(|c| c.pairs.iter())
+                .filter(|p| p.kind == kind)
+                .collect();
+            println!(
+                "{:8} elevation {lo:2}–{hi:2}°: n {:3}, depth measured/true {}, area measured/true {}",
+                kind.as_str(),
+                sel.len(),
+                ratios(&sel, depth),
+                ratios(&sel, area)
+            );
+        }
     }
 }

@@ -164,6 +164,27 @@ pub struct GridCase {
     pub area_cm2: f64,
     /// Number of false detections (all sizes).
     pub false_positives: usize,
+    /// Every matched scar: truth next to measurement.
+    pub pairs: Vec<MatchedPair>,
+}
+
+/// One true scar and the detection matched to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatchedPair {
+    /// True type.
+    pub kind: ScarType,
+    /// True equivalent diameter, mm.
+    pub diameter_mm: f64,
+    /// True maximum depth, mm.
+    pub depth_mm: f64,
+    /// Measured maximum depth, mm.
+    pub measured_depth_mm: Option<f64>,
+    /// True footprint area, mm².
+    pub area_mm2: f64,
+    /// Measured footprint area, mm².
+    pub measured_area_mm2: Option<f64>,
+    /// Measured type.
+    pub measured_kind: ScarType,
 }
 
 /// Pooled figures over grid cases.
@@ -248,6 +269,23 @@ pub fn grid_case(
             })
             .collect();
         let scores = evaluate(&truth, &obs, 1.0);
+        let pairs = scores
+            .matches
+            .iter()
+            .filter_map(|&(tid, fi)| {
+                let t = truth.scars.iter().find(|t| t.id == tid)?;
+                let f = obs.get(fi)?;
+                Some(MatchedPair {
+                    kind: t.kind,
+                    diameter_mm: t.equivalent_diameter_mm,
+                    depth_mm: t.depth_mm,
+                    measured_depth_mm: f.depth_mm,
+                    area_mm2: t.area_mm2,
+                    measured_area_mm2: f.area_mm2,
+                    measured_kind: f.kind,
+                })
+            })
+            .collect();
         let d = (a.light.azimuth_deg - truth.light.azimuth_deg).rem_euclid(360.0);
         Ok(GridCase {
             index: i,
@@ -260,6 +298,7 @@ pub fn grid_case(
             area_cm2,
             false_positives: (scores.false_positives_per_10cm2 * area_cm2 / 10.0).round() as usize,
             scores,
+            pairs,
         })
     };
     Ok([run(true)?, run(false)?])
