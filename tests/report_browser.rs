@@ -1,5 +1,6 @@
 //! The HTML report in a real browser: `batch` runs on a copy of the demo study plus a subject
-//! whose folder name is HTML with quotes; the study index and subject pages are rendered by
+//! whose folder name is HTML with quotes, and `compare --html` on one pair; the study index,
+//! subject pages and the pair page are rendered by
 //! headless Chromium (no network), which must log no console message, and the screenshot
 //! must show pictures where the overlays are and drawings where the plots are (regions found
 //! by the browser's own layout, not hard-coded).
@@ -167,7 +168,8 @@ fn probe(bin: &Path, page: &Path, dir: &Path) -> Probe {
     }
 }
 
-/// Luminance statistics of a region: (mean, standard deviation, fraction of near-white pixels).
+/// Luminance statistics of a region: (standard deviation, fraction of near-white pixels,
+/// fraction of mid-tone pixels).
 fn region_stats(img: &RgbImage, b: [i64; 4]) -> Option<(f64, f64, f64)> {
     let x0 = b[0].clamp(0, i64::from(img.width())) as u32;
     let y0 = b[1].clamp(0, i64::from(img.height())) as u32;
@@ -176,7 +178,7 @@ fn region_stats(img: &RgbImage, b: [i64; 4]) -> Option<(f64, f64, f64)> {
     if x1 <= x0 + 10 || y1 <= y0 + 10 {
         return None;
     }
-    let (mut n, mut s, mut s2, mut white) = (0.0, 0.0, 0.0, 0.0);
+    let (mut n, mut s, mut s2, mut white, mut mid) = (0.0, 0.0, 0.0, 0.0, 0.0);
     for y in y0..y1 {
         for x in x0..x1 {
             let p = img.get_pixel(x, y).0;
@@ -187,20 +189,39 @@ fn region_stats(img: &RgbImage, b: [i64; 4]) -> Option<(f64, f64, f64)> {
             if p.iter().all(|&c| c > 240) {
                 white += 1.0;
             }
+            if (50.0..235.0).contains(&l) {
+                mid += 1.0;
+            }
         }
     }
     let mean = s / n;
-    Some((mean, (s2 / n - mean * mean).max(0.0).sqrt(), white / n))
+    Some(((s2 / n - mean * mean).max(0.0).sqrt(), white / n, mid / n))
 }
 
-/// A photo is there: textured (σ of luminance well above flat colour) and mostly not white.
+/// A photo is there: textured (σ of luminance well above flat colour), mostly mid-tones (not
+/// the white page, not the dark frame an image-less overlay leaves).
 fn looks_like_photo(img: &RgbImage, b: [i64; 4]) -> bool {
-    region_stats(img, b).is_some_and(|(_, sd, white)| sd > 8.0 && white < 0.2)
+    region_stats(img, b).is_some_and(|(sd, white, mid)| sd > 8.0 && white < 0.2 && mid > 0.6)
 }
 
 /// A plot is there: mostly white paper with a real amount of ink (axes, lines, text).
 fn looks_like_plot(img: &RgbImage, b: [i64; 4]) -> bool {
-    region_stats(img, b).is_some_and(|(_, sd, white)| sd > 12.0 && (0.4..0.995).contains(&white))
+    region_stats(img, b).is_some_and(|(sd, white, _)| sd > 12.0 && (0.4..0.995).contains(&white))
+}
+
+/// Run the real binary; it must succeed. Returns its standard output.
+fn scarscope(args: &[&std::ffi::OsStr]) -> String {
+    let o = assert_cmd::Command::cargo_bin("scarscope")
+        .expect("the scarscope binary is built")
+        .args(args)
+        .output()
+        .expect("runs");
+    assert!(
+        o.status.success(),
+        "scarscope {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -265,20 +286,16 @@ fn study_and_subject_pages_load_cleanly_and_show_overlays_plots_and_hostile_name
     copy_dir(&fixtures, &study);
     copy_dir(&fixtures.join("S02"), &study.join(HOSTILE));
     let out = dir.path().join("out");
-    let o = assert_cmd::Command::cargo_bin("scarscope")
-        .expect("the scarscope binary is built")
-        .args(["batch", "--jobs", "2", "--quiet"])
-        .arg(&study)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .expect("runs");
-    assert!(
-        o.status.success(),
-        "batch failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(String::from_utf8_lossy(&o.stdout).contains("report/index.html"));
+    let stdout = scarscope(&[
+        "batch".as_ref(),
+        "--jobs".as_ref(),
+        "2".as_ref(),
+        "--quiet".as_ref(),
+        study.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert!(stdout.contains("report/index.html"), "{stdout}");
     let index = out.join("report/index.html");
     let study_doc: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("study.json")).expect("study.json"))
@@ -300,8 +317,24 @@ fn study_and_subject_pages_load_cleanly_and_show_overlays_plots_and_hostile_name
     let s01 = out.join("report/subjects/S01.html");
     let work = dir.path().join("browser");
     std::fs::create_dir_all(&work).expect("mkdir");
+    // `compare --html` writes the same kind of page for one pair.
+    let compare_page = work.join("pair.html");
+    scarscope(&[
+        "compare".as_ref(),
+        study.join("S01/s1/left_cheek.jpg").as_os_str(),
+        study.join("S01/s3/left_cheek.jpg").as_os_str(),
+        "--mm-per-px".as_ref(),
+        "0.05".as_ref(),
+        "--out".as_ref(),
+        work.join("pair.json").as_os_str(),
+        "--html".as_ref(),
+        compare_page.as_os_str(),
+    ]);
 
-    for (k, page) in [&index, &s01, &hostile_page].into_iter().enumerate() {
+    for (k, page) in [&index, &s01, &hostile_page, &compare_page]
+        .into_iter()
+        .enumerate()
+    {
         let shot_path = work.join(format!("shot{k}.png"));
         let mut dom = String::new();
         let r = chromium_run(&bin, page, Some(&shot_path), &mut dom);
@@ -340,8 +373,8 @@ fn study_and_subject_pages_load_cleanly_and_show_overlays_plots_and_hostile_name
         }
         assert_eq!(
             p.overlays.len(),
-            3,
-            "{}: one overlay per session",
+            if k == 3 { 1 } else { 3 },
+            "{}: one overlay per session (one side by side for a pair)",
             page.display()
         );
         assert_eq!(p.plots.len(), 4, "{}: four plots per view", page.display());
@@ -368,6 +401,33 @@ fn study_and_subject_pages_load_cleanly_and_show_overlays_plots_and_hostile_name
                 page.display(),
                 region_stats(&shot, *b)
             );
+        }
+        if k == 1 {
+            // The same page with its overlay images stripped must fail the overlay check
+            // (labels over an empty frame are not a photo).
+            let html = std::fs::read_to_string(page).expect("page");
+            let mut stripped = String::new();
+            let mut rest = html.as_str();
+            while let Some(i) = rest.find("<image href=\"data:") {
+                stripped.push_str(&rest[..i]);
+                rest = rest[i..].split_once("/>").map_or("", |(_, r)| r);
+            }
+            stripped.push_str(rest);
+            let blank = work.join("stripped.html");
+            std::fs::write(&blank, stripped).expect("write");
+            let mut dom = String::new();
+            let shot_path = work.join("stripped.png");
+            let r = chromium_run(&bin, &blank, Some(&shot_path), &mut dom);
+            let blank_shot = r.shot.expect("screenshot");
+            let q = probe(&bin, &blank, &work);
+            assert_eq!(q.overlays, p.overlays, "same layout without the images");
+            for b in &q.overlays {
+                assert!(
+                    !looks_like_photo(&blank_shot, *b),
+                    "an overlay without its image passed as a photo: {:?}",
+                    region_stats(&blank_shot, *b)
+                );
+            }
         }
         // A region known to be empty page background fails the same checks.
         let margin = [0, p.overlays[0][1], 12, p.overlays[0][3]];

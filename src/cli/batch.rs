@@ -204,7 +204,10 @@ pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
     let json = a.out.join("study.json");
     write_atomic(&json, &to_json_bytes(&doc)?)?;
     write_atomic(&a.out.join("scars.csv"), scars_csv(&docs).as_bytes())?;
-    let index = scarscope::report::html::write_study_index(&a.out, &doc)?;
+    // HTML report: the study's index page (subject pages were written as subjects finished).
+    let index = scarscope::report::html::write_study_index(&a.out, &doc)
+        .inspect_err(|e| eprintln!("error: {e}"))
+        .ok();
     let t = doc.totals;
     println!(
         "{} subjects, {} of {} photos analysed, {} scars, {} failure{}{}",
@@ -225,8 +228,10 @@ pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
         a.out.join("subjects").display(),
         a.out.join("overlays").display()
     );
-    println!("report: {} (open in a browser)", index.display());
-    Ok(if t.failures > 0 {
+    if let Some(index) = &index {
+        println!("report: {} (open in a browser)", index.display());
+    }
+    Ok(if t.failures > 0 || index.is_none() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

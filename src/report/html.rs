@@ -139,6 +139,8 @@ pub fn study_index(study: &StudyDoc) -> Result<String, HtmlError> {
     #[derive(Serialize)]
     struct SubjectRow {
         subject: String,
+        /// Percent-encoded, so safe in an attribute as it is.
+        #[serde(serialize_with = "safe")]
         href: String,
         views: String,
         sessions: Vec<SessionRow>,
