@@ -307,6 +307,7 @@ pub fn compare_page(doc: &CompareDoc, overlay: Option<&RgbImage>) -> Result<Stri
         anchor: "comparison".into(),
         tracking: format!("{} tracks; {}", doc.matches.len(), doc.summary.status_rule),
         note: None,
+        warnings: Vec::new(),
         pictures,
         columns,
         area_unit: units.area,
@@ -348,6 +349,8 @@ struct ViewModel {
     anchor: String,
     tracking: String,
     note: Option<String>,
+    /// Warnings of the photos' analyses, each prefixed with its session.
+    warnings: Vec<String>,
     pictures: Vec<Picture>,
     /// Sessions of the scar table and plots.
     columns: Vec<String>,
@@ -849,7 +852,7 @@ fn subject_view(out: &Path, v: &ViewDoc, k: usize) -> Result<ViewModel, HtmlErro
         title: format!("View: {}", v.view),
         anchor: format!("view-{k}"),
         tracking: format!(
-            "Tracking {}: {} tracks over {} of {} sessions, baseline {}.",
+            "Tracking: {}; {} tracks over {} of {} sessions, baseline {}.",
             v.tracking.status,
             v.tracks.len(),
             tracked.len(),
@@ -857,6 +860,12 @@ fn subject_view(out: &Path, v: &ViewDoc, k: usize) -> Result<ViewModel, HtmlErro
             v.tracking.baseline.as_deref().unwrap_or("none")
         ),
         note: v.tracking.note.clone(),
+        warnings: v
+            .sessions
+            .iter()
+            .filter_map(|vs| Some((&vs.session, vs.analysis.as_ref()?)))
+            .flat_map(|(name, a)| a.warnings.iter().map(move |w| format!("{name}: {w}")))
+            .collect(),
         pictures,
         columns: tracked.clone(),
         area_unit: units.area,
