@@ -1,6 +1,6 @@
 //! `scarscope batch STUDY --out DIR`: every view of every subject analysed (and, where the
 //! library provides it, registered and tracked), written as `subjects/<id>.json`,
-//! `study.json`, `scars.csv` and overlays.
+//! `study.json`, `scars.csv`, overlays and the HTML report (`report/`).
 //!
 //! Subjects run in parallel on a rayon pool of `--jobs` threads; the per-photo analysis runs
 //! on the same pool, so the machine is never oversubscribed. Exactly `--jobs` lanes pull
@@ -39,7 +39,7 @@ Exit status:
 pub struct BatchArgs {
     /// The study folder: STUDY/<subject>/<session>/<view>.<ext>, optional STUDY/study.toml.
     study: PathBuf,
-    /// Output folder (created). Holds study.json, scars.csv, subjects/, overlays/.
+    /// Output folder (created). Holds study.json, scars.csv, subjects/, overlays/, report/.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// Parallel jobs (threads); default: all cores.
@@ -125,6 +125,14 @@ pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
     let next = AtomicUsize::new(0);
     let written = AtomicUsize::new(0);
     let stop_after = a.stop_after;
+    // HTML report: each subject's page, from its document once written (or found complete).
+    let page = |doc: &SubjectDoc| {
+        if let Err(e) = scarscope::report::html::write_subject_page(&a.out, doc) {
+            let f = report_failure(&a.out, &doc.output_name, e);
+            log.failure(&f);
+            lock(&write_failures).push(f);
+        }
+    };
     let lane = || loop {
         let k = next.fetch_add(1, Ordering::SeqCst);
         let Some(&i) = selected.get(k) else { break };
@@ -134,6 +142,7 @@ pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
             if let Some(doc) = finished_subject(&a.out, plan, &fp) {
                 log.subject_done(&doc, true);
                 log.skip_photos(plan.sessions.iter().map(|s| s.photos.len()).sum());
+                page(&doc);
                 *lock(&slots[k]) = Some(doc);
                 continue;
             }
@@ -165,6 +174,7 @@ pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
                 lock(&write_failures).push(f);
             }
         }
+        page(&doc);
         *lock(&slots[k]) = Some(doc);
     };
     pool.install(|| {
@@ -194,6 +204,10 @@ pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
     let json = a.out.join("study.json");
     write_atomic(&json, &to_json_bytes(&doc)?)?;
     write_atomic(&a.out.join("scars.csv"), scars_csv(&docs).as_bytes())?;
+    // HTML report: the study's index page (subject pages were written as subjects finished).
+    let index = scarscope::report::html::write_study_index(&a.out, &doc)
+        .inspect_err(|e| eprintln!("error: {e}"))
+        .ok();
     let t = doc.totals;
     println!(
         "{} subjects, {} of {} photos analysed, {} scars, {} failure{}{}",
@@ -214,11 +228,30 @@ pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
         a.out.join("subjects").display(),
         a.out.join("overlays").display()
     );
-    Ok(if t.failures > 0 {
+    if let Some(index) = &index {
+        println!("report: {} (open in a browser)", index.display());
+    }
+    Ok(if t.failures > 0 || index.is_none() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// A subject's HTML page could not be written: a failure of stage "report".
+pub(crate) fn report_failure(
+    out: &std::path::Path,
+    output_name: &str,
+    e: scarscope::report::html::HtmlError,
+) -> Failure {
+    Failure {
+        path: out
+            .join(scarscope::report::html::subject_page_rel(output_name))
+            .to_string_lossy()
+            .into_owned(),
+        stage: "report".into(),
+        error: e.to_string(),
+    }
 }
 
 /// The study block of `study.json`.

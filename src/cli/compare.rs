@@ -1,6 +1,6 @@
 //! `scarscope compare BEFORE AFTER`: register the after photo onto the before photo, analyse
 //! both, track every scar and write the `compare` JSON document (DOMAIN.md §5), optionally
-//! with a side-by-side overlay.
+//! with a side-by-side overlay and an HTML page.
 
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -12,6 +12,7 @@ use scarscope::compare::{compare, AfterOptions};
 use scarscope::load::{load_path, LoadLimits};
 use scarscope::register::RegisterParams;
 use scarscope::report::compare::{compare_doc, draw_compare_overlay, CompareParameters, Pair};
+use scarscope::report::html::compare_page;
 use scarscope::report::overlay::write_png;
 use scarscope::report::{to_json_bytes, write_atomic};
 use scarscope::track::TrackParams;
@@ -66,6 +67,9 @@ pub struct CompareArgs {
     /// Write the side-by-side overlay PNG here.
     #[arg(long, value_name = "FILE.png")]
     overlay: Option<PathBuf>,
+    /// Write a self-contained HTML page of the comparison here (overlay, table, plots).
+    #[arg(long, value_name = "FILE.html")]
+    html: Option<PathBuf>,
     /// Refuse photos with more pixels than this, megapixels, before decoding them.
     #[arg(long, value_name = "N", default_value_t = 100.0, value_parser = parse_megapixels)]
     max_megapixels: f64,
@@ -105,10 +109,8 @@ pub fn run(a: CompareArgs) -> anyhow::Result<ExitCode> {
             },
             &c,
         );
-        let ov = a
-            .overlay
-            .as_ref()
-            .map(|_| draw_compare_overlay(&b.planes, &f.planes, &doc));
+        let ov = (a.overlay.is_some() || a.html.is_some())
+            .then(|| draw_compare_overlay(&b.planes, &f.planes, &doc));
         Ok((doc, ov))
     };
     let (doc, overlay) = match catch_unwind(AssertUnwindSafe(work)) {
@@ -167,6 +169,15 @@ pub fn run(a: CompareArgs) -> anyhow::Result<ExitCode> {
     }
     if let (Some(p), Some(img)) = (&a.overlay, &overlay) {
         if let Err(e) = write_png(img, p) {
+            eprintln!("error: {e}");
+            failed = true;
+        }
+    }
+    if let Some(p) = &a.html {
+        let written = compare_page(&doc, overlay.as_ref())
+            .map_err(|e| e.to_string())
+            .and_then(|html| write_atomic(p, html.as_bytes()).map_err(|e| e.to_string()));
+        if let Err(e) = written {
             eprintln!("error: {e}");
             failed = true;
         }

@@ -2,7 +2,8 @@
 //! runs into exactly what one `batch` run over the whole study writes.
 //!
 //! Each shard's `study.json` lists its subjects; their documents and overlays are copied
-//! byte for byte, then `study.json` and `scars.csv` are rebuilt from the subject documents.
+//! byte for byte, then `study.json`, `scars.csv` and the HTML report are rebuilt from the
+//! subject documents.
 //! The shards must come from the same study, settings and tool version, and together cover
 //! every shard 1..N exactly once.
 
@@ -131,6 +132,8 @@ pub fn run(a: MergeArgs) -> anyhow::Result<ExitCode> {
                 write_atomic(&a.out.join(rel_o), &img)?;
             }
             write_atomic(&a.out.join(rel), &bytes)?;
+            // The report is rebuilt from the merged documents, as a single run writes it.
+            scarscope::report::html::write_subject_page(&a.out, &doc)?;
             docs.push(doc);
         }
     }
@@ -147,6 +150,7 @@ pub fn run(a: MergeArgs) -> anyhow::Result<ExitCode> {
     );
     write_atomic(&a.out.join("study.json"), &to_json_bytes(&merged)?)?;
     write_atomic(&a.out.join("scars.csv"), scars_csv(&docs).as_bytes())?;
+    scarscope::report::html::write_study_index(&a.out, &merged)?;
     println!(
         "merged {count} shards: {} subjects, {} of {} photos analysed, {} failures; results in {}",
         merged.totals.subjects,

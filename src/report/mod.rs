@@ -1,5 +1,5 @@
 //! Output side of the pipeline: serde types of the JSON contract (DOMAIN.md §5), the overlay
-//! drawing ([`overlay`]), and the atomic file writer every output goes through (temporary file
+//! drawing ([`overlay`]), the HTML pages ([`html`], with [`plot`]), and the atomic file writer every output goes through (temporary file
 //! in the same folder, then rename).
 //!
 //! Documents are plain data built from an analysis and serialised with serde_json in field
@@ -17,7 +17,9 @@ use crate::relief::Light;
 
 pub mod compare;
 mod font;
+pub mod html;
 pub mod overlay;
+pub mod plot;
 pub mod study;
 
 /// Version of the JSON documents' layout: fields may be added freely; a rename or removal
