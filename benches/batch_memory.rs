@@ -1,24 +1,31 @@
 //! Peak memory of `scarscope batch` against the study's size: phantom studies of 10 and 100
 //! photos (5 and 50 subjects × 2 sessions, 800×600 px, same seed) each run by the real binary
 //! with `--jobs 1` and `--jobs 2`. The peak resident set size of the child process comes from
-//! the kernel (`wait4`'s `ru_maxrss`), so nothing else in this process counts. Memory must be
+//! the kernel (`wait4`'s `ru_maxrss`). The studies are written by the binary's `synth` in
+//! a child process too: at `exec` the kernel carries the spawning process's own peak into
+//! the child's `ru_maxrss`, so this process must stay small (rendering 100 phantom photos
+//! in-process made every figure read 102 MiB). Memory must be
 //! bounded by the jobs in flight: the 100-photo study may use at most 10 % more than the
 //! 10-photo one (issue 5). Also prints photos per second of each run (one run each; the
 //! criterion bench `batch` is the careful throughput figure).
 //!
 //! `cargo bench --bench batch_memory` (a few minutes; prints a table, exits 1 if the bound
-//! is broken). Not run by `cargo test`; CI only compiles it.
+//! is broken). `SCARSCOPE_BIN=path/to/scarscope` measures another build instead (before and
+//! after a change). Not run by `cargo test`; CI only compiles it.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use scarscope::synth::{write_study, SynthOptions};
+/// The binary measured: this build, or another one for a before/after comparison.
+fn bin() -> std::ffi::OsString {
+    std::env::var_os("SCARSCOPE_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_scarscope").into())
+}
 
 /// Run `batch` on `study` and return (peak RSS in KiB, wall seconds).
 fn run_batch(study: &Path, out: &Path, jobs: usize) -> (i64, f64) {
     let start = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_scarscope"))
+    let child = Command::new(bin())
         .arg("batch")
         .arg(study)
         .arg("--out")
@@ -50,16 +57,17 @@ fn main() {
     println!("|---|---|---|---|---|");
     for subjects in [5, 50] {
         let study = dir.path().join(format!("study{subjects}"));
-        let opts = SynthOptions {
-            subjects,
-            sessions: 2,
-            seed: 9,
-            width: 800,
-            height: 600,
-            px_per_mm: 20.0,
-            scars: 12,
-        };
-        let photos = write_study(&study, &opts).expect("phantom study written");
+        let made = Command::new(bin())
+            .arg("synth")
+            .arg(&study)
+            .args(["--subjects", &subjects.to_string(), "--sessions", "2"])
+            .args(["--width", "800", "--height", "600", "--px-per-mm", "20"])
+            .args(["--scars", "12", "--seed", "9"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("synth runs");
+        assert!(made.success(), "phantom study not written");
+        let photos = subjects * 2;
         for jobs in [1, 2] {
             let out = dir.path().join(format!("out{subjects}_{jobs}"));
             let (kib, wall) = run_batch(&study, &out, jobs);

@@ -494,3 +494,39 @@ fn manifest_errors_stop_the_run_and_name_line_and_key() {
         "{err}"
     );
 }
+
+#[test]
+fn the_readme_command_runs_the_demo_study_and_prints_where_the_results_are() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    assert!(
+        readme.contains("cargo run --release -- batch fixtures/study --out out"),
+        "the README's main command changed: update this test"
+    );
+    let dir = TempDir::new().expect("temp");
+    let out = dir.path().join("out");
+    let o = scarscope()
+        .arg("batch")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/study"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let results = stdout
+        .lines()
+        .find(|l| l.starts_with("results:"))
+        .expect("a results line");
+    for f in ["study.json", "scars.csv", "subjects", "overlays"] {
+        let path = out.join(f);
+        assert!(results.contains(&path.display().to_string()), "{results}");
+        assert!(path.exists(), "{}", path.display());
+    }
+    assert_eq!(json(&out.join("study.json"))["totals"]["subjects"], 2);
+}

@@ -679,3 +679,34 @@ fn batch_documents_record_tool_version_parameters_input_sha256s_and_manifest_has
     }
     assert_eq!(photos, 4);
 }
+
+#[test]
+fn json_paths_are_relative_to_the_study_unless_absolute_paths_is_given() {
+    let dir = TempDir::new().expect("temp");
+    let root = study(&dir, 1);
+    let canonical = root.canonicalize().expect("canonical");
+    for (extra, name) in [(&[][..], "rel"), (&["--absolute-paths"][..], "abs")] {
+        let out = dir.path().join(name);
+        batch_ok(&root, &out, extra);
+        let study_doc = json(&out.join("study.json"));
+        let s01 = json(&out.join("subjects/S01.json"));
+        let path = s01["views"][0]["sessions"][0]["analysis"]["input"]["path"]
+            .as_str()
+            .expect("path")
+            .to_string();
+        let study_root = study_doc["study"]["root"].as_str().expect("root");
+        if extra.is_empty() {
+            assert_eq!(path, "S01/s1/left_cheek.jpg");
+            assert_eq!(study_root, "study", "the folder's name only");
+        } else {
+            assert_eq!(Path::new(&path), canonical.join("S01/s1/left_cheek.jpg"));
+            assert_eq!(Path::new(study_root), canonical);
+        }
+        // Nothing of the machine's folders leaks into relative documents.
+        let parent = dir.path().display().to_string();
+        let all = std::fs::read_to_string(out.join("study.json")).expect("study.json")
+            + &std::fs::read_to_string(out.join("subjects/S01.json")).expect("S01")
+            + &std::fs::read_to_string(out.join("scars.csv")).expect("csv");
+        assert_eq!(all.contains(&parent), !extra.is_empty(), "{name}");
+    }
+}

@@ -33,8 +33,9 @@ Exit status:
   0  every photo was analysed and every output written
   1  something failed (a photo, a folder, an output file): it is listed in study.json
      failures[] and on stderr; everything else was still processed and written
-  2  the whole run failed: invalid arguments or manifest, unreadable study folder,
-     output folder locked by another run or not writable; study.json was not written";
+  2  the whole run failed: invalid arguments or manifest, unreadable study folder or
+     manifest, output folder locked by another run, not writable or too full for
+     study.json and scars.csv; study.json was not written";
 
 /// Arguments of `batch`.
 #[derive(Debug, Args)]
@@ -195,9 +196,10 @@ pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|p| p.into_inner());
     doc.totals.failures += write_failures.len();
     doc.failures.extend(write_failures);
+    // study.json last: when it exists, the run finished.
+    write_scars_csv(&a.out, &kept)?;
     let json = a.out.join("study.json");
     write_atomic(&json, &to_json_bytes(&doc)?)?;
-    write_scars_csv(&a.out, &kept)?;
     let t = doc.totals;
     println!(
         "{} subjects, {} of {} photos analysed, {} scars, {} failure{}{}",

@@ -153,8 +153,8 @@ pub fn run(a: MergeArgs) -> anyhow::Result<ExitCode> {
         first.warnings.clone(),
         kept.iter().map(|k| &k.digest),
     );
-    write_atomic(&a.out.join("study.json"), &to_json_bytes(&merged)?)?;
     write_scars_csv(&a.out, &kept)?;
+    write_atomic(&a.out.join("study.json"), &to_json_bytes(&merged)?)?;
     println!(
         "merged {count} shards: {} subjects, {} of {} photos analysed, {} failures; results in {}",
         merged.totals.subjects,
