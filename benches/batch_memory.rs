@@ -91,6 +91,7 @@ fn main() {
         );
     }
     if !ok {
+        drop(dir); // `exit` skips destructors: remove the studies first
         std::process::exit(1);
     }
 }
