@@ -7,6 +7,11 @@
 //!
 //! A subject's [`fingerprint`] hashes everything its outputs depend on, so a finished subject
 //! can be recognised and skipped by `--resume`.
+//!
+//! Memory is bounded by the subjects in flight, not by the study: once a subject's document
+//! is written, a run keeps only its [`Kept`] (summary and failures, for `study.json`), and
+//! [`write_scars_csv`] streams `scars.csv` at the end by reading the written documents back
+//! one at a time.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -18,10 +23,10 @@ use crate::load::{load_bytes, LoadLimits, MAX_FILE_BYTES};
 use crate::register::{register, RegisterParams, Registration, RegistrationPlane};
 use crate::report::overlay::{draw_overlay, write_png};
 use crate::report::study::{
-    subject_doc_rel, PhotoStatus, Provenance, SessionEntry, SubjectDoc, TrackingInfo, ViewDoc,
-    ViewSession,
+    scars_csv_rows, subject_doc_rel, PhotoStatus, Provenance, SessionEntry, SubjectDigest,
+    SubjectDoc, TrackingInfo, ViewDoc, ViewSession, CSV_HEADER,
 };
-use crate::report::{analyze_doc, AnalyzeDoc, Tool, SCHEMA_VERSION};
+use crate::report::{analyze_doc, write_atomic_with, AnalyzeDoc, Tool, WriteError, SCHEMA_VERSION};
 use crate::study::{hex_sha256, Failure, Settings, Study, SubjectPlan};
 use crate::track::{track_series, SessionInput, TrackParams};
 
@@ -127,6 +132,9 @@ pub fn fingerprint(study: &Study, plan: &SubjectPlan, cfg: &BatchConfig) -> Stri
     hex_sha256(&serde_json::to_vec(&input).unwrap_or_default())
 }
 
+/// The `stage` of a failure to write an output (not the input's fault: `--resume` redoes it).
+pub const WRITE_STAGE: &str = "write";
+
 /// Path of the overlay of one photo, relative to the output folder.
 pub fn overlay_rel(subject: &str, session: &str, view: &str) -> String {
     format!("overlays/{subject}/{session}/{view}.png")
@@ -190,7 +198,7 @@ fn run_photo(
                     .into(),
             )),
         };
-    write_png(&ov, overlay).map_err(|e| fail("write", e.to_string()))?;
+    write_png(&ov, overlay).map_err(|e| fail(WRITE_STAGE, e.to_string()))?;
     Ok((doc, plane))
 }
 
@@ -355,11 +363,12 @@ pub fn process_subject(
 }
 
 /// The finished document of a subject in `out`, if it is complete for unchanged inputs: it
-/// parses, its fingerprint is `fp`, and every overlay it lists exists.
+/// parses, its fingerprint is `fp`, no output of it failed to be written (a full or
+/// read-only folder: the photo is redone) and every overlay it lists exists.
 pub fn finished_subject(out: &Path, plan: &SubjectPlan, fp: &str) -> Option<SubjectDoc> {
     let bytes = std::fs::read(out.join(subject_doc_rel(&plan.output_name))).ok()?;
     let doc: SubjectDoc = serde_json::from_slice(&bytes).ok()?;
-    if doc.fingerprint != fp {
+    if doc.fingerprint != fp || doc.failures.iter().any(|f| f.stage == WRITE_STAGE) {
         return None;
     }
     let overlays_present = doc
@@ -369,6 +378,63 @@ pub fn finished_subject(out: &Path, plan: &SubjectPlan, fp: &str) -> Option<Subj
         .filter_map(|s| s.overlay.as_ref())
         .all(|o| out.join(o).is_file());
     overlays_present.then_some(doc)
+}
+
+/// What a run keeps of a finished subject until the end: its digest for `study.json` and,
+/// only when its document could not be written, its `scars.csv` rows (otherwise they are
+/// read back from the document).
+#[derive(Debug, Clone)]
+pub struct Kept {
+    /// Summary and failures.
+    pub digest: SubjectDigest,
+    /// The subject's rows of `scars.csv`, when its document is not in the output folder.
+    pub rows: Option<String>,
+}
+
+impl Kept {
+    /// Keep what the end of the run needs of `doc`; `written` says whether the document is
+    /// in the output folder (then its rows are read back from there).
+    pub fn new(doc: &SubjectDoc, written: bool) -> Self {
+        Kept {
+            digest: SubjectDigest::of(doc),
+            rows: (!written).then(|| scars_csv_rows(doc)),
+        }
+    }
+}
+
+/// Write `out/scars.csv` atomically, streaming: the header, then each subject's rows in the
+/// order given, from its rows kept in memory or else from its document `out/subjects/<id>.json`
+/// read back (one document in memory at a time).
+///
+/// # Errors
+///
+/// [`WriteError`] for `scars.csv`: it cannot be written, or a subject's document cannot be
+/// read back (the cause names the document). No partial `scars.csv` is left.
+pub fn write_scars_csv(out: &Path, subjects: &[Kept]) -> Result<(), WriteError> {
+    write_atomic_with(&out.join("scars.csv"), |w| {
+        w.write_all(CSV_HEADER.as_bytes())?;
+        w.write_all(b"\n")?;
+        for k in subjects {
+            let read_back;
+            let rows = match &k.rows {
+                Some(rows) => rows,
+                None => {
+                    let path = out.join(subject_doc_rel(&k.digest.output_name));
+                    let named = |e: &dyn std::fmt::Display| {
+                        std::io::Error::other(format!("{}: {e}", path.display()))
+                    };
+                    let bytes = std::fs::read(&path).map_err(|e| {
+                        std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+                    })?;
+                    let doc: SubjectDoc = serde_json::from_slice(&bytes).map_err(|e| named(&e))?;
+                    read_back = scars_csv_rows(&doc);
+                    &read_back
+                }
+            };
+            w.write_all(rows.as_bytes())?;
+        }
+        Ok(())
+    })
 }
 
 /// Name of the lock file a run holds in its output folder.

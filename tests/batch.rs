@@ -3,7 +3,6 @@
 //! a corrupt photo, an empty session, stray and hidden files, a link loop, a link out of the
 //! study, and subject names with odd, non-ASCII and non-UTF-8 characters.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::OnceLock;
@@ -11,6 +10,9 @@ use std::sync::OnceLock;
 use assert_cmd::Command;
 use serde_json::Value;
 use tempfile::TempDir;
+
+mod common;
+use common::{assert_same_tree, tree};
 
 fn scarscope() -> Command {
     Command::cargo_bin("scarscope").expect("the scarscope binary is built")
@@ -103,34 +105,6 @@ fn batch(out: &Path, extra: &[&str]) -> Output {
         .args(extra)
         .output()
         .expect("runs")
-}
-
-/// Every file under `dir` (relative path → bytes), the lock file apart.
-fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    fn walk(base: &Path, dir: &Path, acc: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        for e in std::fs::read_dir(dir).expect("readable") {
-            let e = e.expect("entry");
-            let p = e.path();
-            if e.file_type().expect("type").is_dir() {
-                walk(base, &p, acc);
-            } else if e.file_name() != ".scarscope.lock" {
-                let rel = p.strip_prefix(base).expect("inside").to_path_buf();
-                acc.insert(rel, std::fs::read(&p).expect("readable"));
-            }
-        }
-    }
-    let mut acc = BTreeMap::new();
-    walk(dir, dir, &mut acc);
-    acc
-}
-
-fn assert_same_tree(a: &Path, b: &Path) {
-    let (ta, tb) = (tree(a), tree(b));
-    let names = |t: &BTreeMap<PathBuf, Vec<u8>>| t.keys().cloned().collect::<Vec<_>>();
-    assert_eq!(names(&ta), names(&tb), "same files");
-    for (k, v) in &ta {
-        assert!(v == &tb[k], "{} differs", k.display());
-    }
 }
 
 /// One uninterrupted run with `--jobs 1`, shared by the comparisons.
@@ -519,4 +493,40 @@ fn manifest_errors_stop_the_run_and_name_line_and_key() {
         err.contains("subjects.A.sessions.s1.light_elevation_deg"),
         "{err}"
     );
+}
+
+#[test]
+fn the_readme_command_runs_the_demo_study_and_prints_where_the_results_are() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    assert!(
+        readme.contains("cargo run --release -- batch fixtures/study --out out"),
+        "the README's main command changed: update this test"
+    );
+    let dir = TempDir::new().expect("temp");
+    let out = dir.path().join("out");
+    let o = scarscope()
+        .arg("batch")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/study"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let results = stdout
+        .lines()
+        .find(|l| l.starts_with("results:"))
+        .expect("a results line");
+    for f in ["study.json", "scars.csv", "subjects", "overlays"] {
+        let path = out.join(f);
+        assert!(results.contains(&path.display().to_string()), "{results}");
+        assert!(path.exists(), "{}", path.display());
+    }
+    assert_eq!(json(&out.join("study.json"))["totals"]["subjects"], 2);
 }

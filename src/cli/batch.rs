@@ -16,9 +16,12 @@ use std::sync::Mutex;
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use scarscope::batch::{fingerprint, finished_subject, lock_output, process_subject, BatchConfig};
+use scarscope::batch::{
+    fingerprint, finished_subject, lock_output, process_subject, write_scars_csv, BatchConfig,
+    Kept, WRITE_STAGE,
+};
 use scarscope::load::LoadLimits;
-use scarscope::report::study::{scars_csv, study_doc, subject_doc_rel, StudyInfo, SubjectDoc};
+use scarscope::report::study::{study_doc, subject_doc_rel, StudyInfo, SubjectDoc};
 use scarscope::report::{to_json_bytes, write_atomic};
 use scarscope::study::{Failure, Settings, Shard, Study};
 
@@ -30,8 +33,9 @@ Exit status:
   0  every photo was analysed and every output written
   1  something failed (a photo, a folder, an output file): it is listed in study.json
      failures[] and on stderr; everything else was still processed and written
-  2  the whole run failed: invalid arguments or manifest, unreadable study folder,
-     output folder locked by another run or not writable; study.json was not written";
+  2  the whole run failed: invalid arguments or manifest, unreadable study folder or
+     manifest, output folder locked by another run, not writable or too full for
+     study.json and scars.csv; study.json was not written";
 
 /// Arguments of `batch`.
 #[derive(Debug, Args)]
@@ -120,7 +124,8 @@ pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
         .num_threads(jobs)
         .build()
         .context("cannot start the worker threads")?;
-    let slots: Vec<Mutex<Option<SubjectDoc>>> = selected.iter().map(|_| Mutex::new(None)).collect();
+    // One small `Kept` per finished subject; its document is dropped once written.
+    let slots: Vec<Mutex<Option<Kept>>> = selected.iter().map(|_| Mutex::new(None)).collect();
     let write_failures: Mutex<Vec<Failure>> = Mutex::new(Vec::new());
     let next = AtomicUsize::new(0);
     let written = AtomicUsize::new(0);
@@ -143,7 +148,7 @@ pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
                 log.subject_done(&doc, true);
                 log.skip_photos(plan.sessions.iter().map(|s| s.photos.len()).sum());
                 page(&doc);
-                *lock(&slots[k]) = Some(doc);
+                *lock(&slots[k]) = Some(Kept::new(&doc, true));
                 continue;
             }
         }
@@ -152,10 +157,11 @@ pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
             log.failure(f);
         }
         let path = a.out.join(subject_doc_rel(&plan.output_name));
-        match to_json_bytes(&doc)
+        let write = to_json_bytes(&doc)
             .map_err(|e| e.to_string())
-            .and_then(|b| write_atomic(&path, &b).map_err(|e| e.to_string()))
-        {
+            .and_then(|b| write_atomic(&path, &b).map_err(|e| e.to_string()));
+        *lock(&slots[k]) = Some(Kept::new(&doc, write.is_ok()));
+        match write {
             Ok(()) => {
                 log.subject_done(&doc, false);
                 let n = written.fetch_add(1, Ordering::SeqCst) + 1;
@@ -167,7 +173,7 @@ pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
             Err(error) => {
                 let f = Failure {
                     path: path.to_string_lossy().into_owned(),
-                    stage: "write".into(),
+                    stage: WRITE_STAGE.into(),
                     error,
                 };
                 log.failure(&f);
@@ -175,7 +181,6 @@ pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
             }
         }
         page(&doc);
-        *lock(&slots[k]) = Some(doc);
     };
     pool.install(|| {
         rayon::scope(|s| {
@@ -185,7 +190,7 @@ pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
         })
     });
     log.finish();
-    let docs: Vec<SubjectDoc> = slots
+    let kept: Vec<Kept> = slots
         .into_iter()
         .filter_map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
         .collect();
@@ -194,20 +199,21 @@ pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
         cfg.provenance(&study),
         a.shard,
         study.warnings.clone(),
-        &docs,
+        kept.iter().map(|k| &k.digest),
     );
     let write_failures = write_failures
         .into_inner()
         .unwrap_or_else(|p| p.into_inner());
     doc.totals.failures += write_failures.len();
     doc.failures.extend(write_failures);
-    let json = a.out.join("study.json");
-    write_atomic(&json, &to_json_bytes(&doc)?)?;
-    write_atomic(&a.out.join("scars.csv"), scars_csv(&docs).as_bytes())?;
+    write_scars_csv(&a.out, &kept)?;
     // HTML report: the study's index page (subject pages were written as subjects finished).
     let index = scarscope::report::html::write_study_index(&a.out, &doc)
         .inspect_err(|e| eprintln!("error: {e}"))
         .ok();
+    // study.json last: when it exists, the run finished.
+    let json = a.out.join("study.json");
+    write_atomic(&json, &to_json_bytes(&doc)?)?;
     let t = doc.totals;
     println!(
         "{} subjects, {} of {} photos analysed, {} scars, {} failure{}{}",

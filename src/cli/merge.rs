@@ -3,7 +3,7 @@
 //!
 //! Each shard's `study.json` lists its subjects; their documents and overlays are copied
 //! byte for byte, then `study.json`, `scars.csv` and the HTML report are rebuilt from the
-//! subject documents.
+//! subject documents (one in memory at a time, as `batch` does).
 //! The shards must come from the same study, settings and tool version, and together cover
 //! every shard 1..N exactly once.
 
@@ -12,8 +12,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, ensure, Context};
 use clap::Args;
-use scarscope::batch::lock_output;
-use scarscope::report::study::{scars_csv, study_doc, StudyDoc, SubjectDoc};
+use scarscope::batch::{lock_output, write_scars_csv, Kept};
+use scarscope::report::study::{study_doc, StudyDoc, SubjectDoc};
 use scarscope::report::{to_json_bytes, write_atomic};
 
 /// Arguments of `merge`.
@@ -110,7 +110,8 @@ pub fn run(a: MergeArgs) -> anyhow::Result<ExitCode> {
     );
 
     let _lock = lock_output(&a.out)?;
-    let mut docs: Vec<SubjectDoc> = Vec::new();
+    // One digest per subject is kept; the documents are read, copied and dropped one by one.
+    let mut kept: Vec<Kept> = Vec::new();
     for (dir, s) in &studies {
         for sum in &s.subjects {
             let rel = inside(&sum.document)?;
@@ -134,23 +135,29 @@ pub fn run(a: MergeArgs) -> anyhow::Result<ExitCode> {
             write_atomic(&a.out.join(rel), &bytes)?;
             // The report is rebuilt from the merged documents, as a single run writes it.
             scarscope::report::html::write_subject_page(&a.out, &doc)?;
-            docs.push(doc);
+            kept.push(Kept::new(&doc, true));
         }
     }
-    docs.sort_by_key(|d| d.order);
-    if let Some(w) = docs.windows(2).find(|w| w[0].order == w[1].order) {
-        bail!("subject `{}` appears in two shards", w[1].subject);
+    kept.sort_by_key(|k| k.digest.order);
+    if let Some(w) = kept
+        .windows(2)
+        .find(|w| w[0].digest.order == w[1].digest.order)
+    {
+        bail!(
+            "subject `{}` appears in two shards",
+            w[1].digest.summary.subject
+        );
     }
     let merged = study_doc(
         first.study.clone(),
         first.provenance.clone(),
         None,
         first.warnings.clone(),
-        &docs,
+        kept.iter().map(|k| &k.digest),
     );
-    write_atomic(&a.out.join("study.json"), &to_json_bytes(&merged)?)?;
-    write_atomic(&a.out.join("scars.csv"), scars_csv(&docs).as_bytes())?;
+    write_scars_csv(&a.out, &kept)?;
     scarscope::report::html::write_study_index(&a.out, &merged)?;
+    write_atomic(&a.out.join("study.json"), &to_json_bytes(&merged)?)?;
     println!(
         "merged {count} shards: {} subjects, {} of {} photos analysed, {} failures; results in {}",
         merged.totals.subjects,

@@ -145,7 +145,29 @@ pub struct WriteError {
 }
 
 /// Write `bytes` to `path` atomically: readers see the old file or the new one, never half.
+///
+/// # Errors
+///
+/// [`WriteError`] naming `path` when the folder cannot be created or the file cannot be
+/// written (read-only folder, full disk, ...); no temporary file is left behind.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+    write_atomic_with(path, |w| w.write_all(bytes))
+}
+
+/// Like [`write_atomic`], but the content is streamed by `fill` into a buffered writer, so a
+/// large output (a study's `scars.csv`) never has to be held in memory whole.
+///
+/// The file gets the permissions a plain `File::create` gives (0666 less the umask), not the
+/// 0600 of a private temporary file. A device or pipe at `path` is written in place.
+///
+/// # Errors
+///
+/// [`WriteError`] naming `path` with the first error of `fill` or of the file system; the
+/// temporary file is removed and an existing file at `path` is left untouched.
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), WriteError> {
     let err = |source| WriteError {
         path: path.to_path_buf(),
         source,
@@ -153,23 +175,35 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     // A device or pipe (`--out /dev/null`, a FIFO) is written in place: renaming a temp file
     // over it would replace the device node itself with a regular file.
     if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
-        let mut f = std::fs::OpenOptions::new()
+        let f = std::fs::OpenOptions::new()
             .write(true)
             .open(path)
             .map_err(err)?;
-        return f.write_all(bytes).map_err(err);
+        let mut w = std::io::BufWriter::new(f);
+        fill(&mut w).map_err(err)?;
+        return w.flush().map_err(err);
     }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(err)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".scarscope-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(err)?;
-    tmp.write_all(bytes).map_err(err)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".scarscope-").suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // Applied at creation, so the umask still applies, as with `File::create`.
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let tmp = builder.tempfile_in(dir).map_err(err)?;
+    // Written through the plain `File`: the temporary file's own writer would append its
+    // random name to every error, and the message belongs to `path`. On an error `tmp` is
+    // dropped, which removes it.
+    let mut w = std::io::BufWriter::new(tmp.as_file());
+    fill(&mut w).map_err(err)?;
+    w.flush().map_err(err)?;
+    drop(w);
     tmp.as_file().sync_all().map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
     Ok(())
@@ -199,6 +233,45 @@ mod tests {
         // Fields in declaration order: path first, colour last.
         assert!(text.find("\"path\"") < text.find("\"sha256\""));
         assert!(text.find("\"bit_depth\"") < text.find("\"color\""));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn written_files_get_the_permissions_of_a_plain_create_not_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let plain = dir.path().join("plain");
+        std::fs::File::create(&plain).expect("created");
+        let atomic = dir.path().join("atomic");
+        write_atomic(&atomic, b"x").expect("written");
+        let mode = |p: &Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+        assert_eq!(
+            mode(&atomic),
+            mode(&plain),
+            "same as File::create under this umask"
+        );
+    }
+
+    #[test]
+    fn a_failing_stream_leaves_the_old_file_and_no_temporary_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("scars.csv");
+        write_atomic(&path, b"old\n").expect("written");
+        let e = write_atomic_with(&path, |w| {
+            w.write_all(b"half")?;
+            Err(std::io::Error::other("disk on fire"))
+        })
+        .expect_err("the failure is reported");
+        assert!(
+            e.to_string().contains("scars.csv") && e.to_string().contains("disk on fire"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read(&path).expect("still there"), b"old\n");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("readable")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, [std::ffi::OsString::from("scars.csv")]);
     }
 
     /// `--out /dev/null` must not turn /dev/null into a regular file; a FIFO stands in for

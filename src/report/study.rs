@@ -4,7 +4,9 @@
 //!
 //! `study.json` and `scars.csv` are built from the subject documents alone (plus the walk's
 //! study-level warnings), which is what lets `--resume` skip finished subjects and `merge`
-//! rebuild exactly what a single run writes from shard outputs.
+//! rebuild exactly what a single run writes from shard outputs. Neither needs every document
+//! at once: `study.json` from one small [`SubjectDigest`] per subject, `scars.csv` from one
+//! subject's rows ([`scars_csv_rows`]) at a time.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -258,38 +260,54 @@ pub fn summarize_subject(d: &SubjectDoc) -> SubjectSummary {
     }
 }
 
-/// Build `study.json` from the subject documents (in study order) and the study-level facts.
-pub fn study_doc(
+/// What `study.json` needs of one subject: its summary and its failures. A few hundred bytes
+/// whatever the subject's size, so a run keeps one per subject instead of whole documents.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubjectDigest {
+    /// Position of the subject in the study ([`SubjectDoc::order`]).
+    pub order: usize,
+    /// File-system-safe name of its outputs ([`SubjectDoc::output_name`]).
+    pub output_name: String,
+    /// Its line in `study.json`.
+    pub summary: SubjectSummary,
+    /// Its failures, listed again in `study.json`.
+    pub failures: Vec<Failure>,
+}
+
+impl SubjectDigest {
+    /// Digest a subject's document.
+    pub fn of(d: &SubjectDoc) -> Self {
+        SubjectDigest {
+            order: d.order,
+            output_name: d.output_name.clone(),
+            summary: summarize_subject(d),
+            failures: d.failures.clone(),
+        }
+    }
+}
+
+/// Build `study.json` from the subjects' digests (in study order) and the study-level facts.
+pub fn study_doc<'a>(
     study: StudyInfo,
     provenance: Provenance,
     shard: Option<Shard>,
     warnings: Vec<String>,
-    subjects: &[SubjectDoc],
+    subjects: impl IntoIterator<Item = &'a SubjectDigest>,
 ) -> StudyDoc {
-    let summaries: Vec<SubjectSummary> = subjects.iter().map(summarize_subject).collect();
+    let subjects: Vec<&SubjectDigest> = subjects.into_iter().collect();
+    let summaries: Vec<SubjectSummary> = subjects.iter().map(|d| d.summary.clone()).collect();
     let failures: Vec<Failure> = subjects
         .iter()
         .flat_map(|d| d.failures.iter().cloned())
         .collect();
+    let sessions = summaries.iter().flat_map(|s| &s.sessions);
     let totals = Totals {
         subjects: subjects.len(),
-        sessions: subjects.iter().map(|d| d.sessions.len()).sum(),
-        photos: summaries
-            .iter()
-            .flat_map(|s| &s.sessions)
-            .map(|s| s.photos)
-            .sum(),
-        analysed: summaries
-            .iter()
-            .flat_map(|s| &s.sessions)
-            .map(|s| s.analysed)
-            .sum(),
+        sessions: sessions.clone().count(),
+        photos: sessions.clone().map(|s| s.photos).sum(),
+        analysed: sessions.clone().map(|s| s.analysed).sum(),
         failures: failures.len(),
-        scars: summaries
-            .iter()
-            .flat_map(|s| &s.sessions)
-            .map(|s| s.scars)
-            .sum(),
+        scars: sessions.map(|s| s.scars).sum(),
     };
     StudyDoc {
         schema_version: super::SCHEMA_VERSION.into(),
@@ -324,58 +342,56 @@ fn opt(v: Option<f64>) -> String {
     v.map(|x| x.to_string()).unwrap_or_default()
 }
 
-/// The tidy table: one row per scar per session per view, subjects in study order.
+/// The rows of one subject in the tidy table `scars.csv` (after [`CSV_HEADER`] and a newline,
+/// subjects in study order): one row per scar per session per view, each ending in a newline.
 /// `track_id`, `status_vs_baseline` and the changes are empty where the session was not
 /// tracked (and the changes also where the scar has no baseline counterpart).
-pub fn scars_csv(subjects: &[SubjectDoc]) -> String {
-    let mut out = String::from(CSV_HEADER);
-    out.push('\n');
-    for d in subjects {
-        for v in &d.views {
-            for (k, vs) in v.sessions.iter().enumerate() {
-                let Some(a) = &vs.analysis else { continue };
-                let date = d.sessions.get(k).and_then(|s| s.date.clone());
-                for s in &a.scars {
-                    let track = track_of(v, &vs.session, s.id);
-                    let status = track
-                        .and_then(|(t, i)| t.status.get(i).copied().flatten())
-                        .map(|st| st.as_str())
-                        .unwrap_or_default();
-                    let change = track.and_then(|(t, i)| t.changes.get(i).cloned().flatten());
-                    let row = [
-                        csv_field(&d.subject),
-                        csv_field(&vs.session),
-                        k.to_string(),
-                        date.clone().unwrap_or_default(),
-                        csv_field(&v.view),
-                        s.id.to_string(),
-                        track
-                            .map(|(t, _)| t.track_id.to_string())
-                            .unwrap_or_default(),
-                        status.to_string(),
-                        opt(change.as_ref().and_then(|c| c.area_change_mm2)),
-                        opt(change.as_ref().and_then(|c| c.depth_change_mm)),
-                        s.centroid_px[0].to_string(),
-                        s.centroid_px[1].to_string(),
-                        s.area_px.to_string(),
-                        opt(s.area_mm2),
-                        opt(s.equivalent_diameter_mm),
-                        opt(s.depth_mm),
-                        opt(s.mean_depth_mm),
-                        opt(s.volume_mm3),
-                        opt(s.depth_uncertainty_mm),
-                        s.depth_px.to_string(),
-                        s.kind.as_str().to_string(),
-                        s.type_confidence.to_string(),
-                        s.redness.to_string(),
-                        s.pigment.to_string(),
-                        s.floor_flatness.to_string(),
-                        opt(a.calibration.mm_per_px),
-                        csv_field(&a.input.path),
-                    ];
-                    out.push_str(&row.join(","));
-                    out.push('\n');
-                }
+pub fn scars_csv_rows(d: &SubjectDoc) -> String {
+    let mut out = String::new();
+    for v in &d.views {
+        for (k, vs) in v.sessions.iter().enumerate() {
+            let Some(a) = &vs.analysis else { continue };
+            let date = d.sessions.get(k).and_then(|s| s.date.clone());
+            for s in &a.scars {
+                let track = track_of(v, &vs.session, s.id);
+                let status = track
+                    .and_then(|(t, i)| t.status.get(i).copied().flatten())
+                    .map(|st| st.as_str())
+                    .unwrap_or_default();
+                let change = track.and_then(|(t, i)| t.changes.get(i).cloned().flatten());
+                let row = [
+                    csv_field(&d.subject),
+                    csv_field(&vs.session),
+                    k.to_string(),
+                    date.clone().unwrap_or_default(),
+                    csv_field(&v.view),
+                    s.id.to_string(),
+                    track
+                        .map(|(t, _)| t.track_id.to_string())
+                        .unwrap_or_default(),
+                    status.to_string(),
+                    opt(change.as_ref().and_then(|c| c.area_change_mm2)),
+                    opt(change.as_ref().and_then(|c| c.depth_change_mm)),
+                    s.centroid_px[0].to_string(),
+                    s.centroid_px[1].to_string(),
+                    s.area_px.to_string(),
+                    opt(s.area_mm2),
+                    opt(s.equivalent_diameter_mm),
+                    opt(s.depth_mm),
+                    opt(s.mean_depth_mm),
+                    opt(s.volume_mm3),
+                    opt(s.depth_uncertainty_mm),
+                    s.depth_px.to_string(),
+                    s.kind.as_str().to_string(),
+                    s.type_confidence.to_string(),
+                    s.redness.to_string(),
+                    s.pigment.to_string(),
+                    s.floor_flatness.to_string(),
+                    opt(a.calibration.mm_per_px),
+                    csv_field(&a.input.path),
+                ];
+                out.push_str(&row.join(","));
+                out.push('\n');
             }
         }
     }
