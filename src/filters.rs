@@ -324,8 +324,8 @@ pub fn median(values: &mut [f32]) -> f32 {
 }
 
 /// The `k`-th smallest (from 0) of `v` in [`f32::total_cmp`] order: the value
-/// `select_nth_unstable_by(k, total_cmp)` would put at `k`, found by two counting passes on
-/// the 16-bit halves of an order-preserving key (O(n), no comparison sort). Small samples
+/// `select_nth_unstable_by(k, total_cmp)` would put at `k`, found by counting the high 16 bits
+/// of an order-preserving key and selecting within the one bucket that holds it. Small samples
 /// use the selection directly. `k` must be below `v.len()`.
 fn select_total(v: &mut [f32], k: usize) -> f32 {
     const SMALL: usize = 8192;
@@ -353,23 +353,16 @@ fn select_total(v: &mut [f32], k: usize) -> f32 {
         }
         (hist.len() as u32 - 1, 0)
     };
-    // Three passes over 11, 11 and 10 bits of the key, each counting the values that share
-    // the prefix found so far (small histograms that stay in the L1 cache).
-    let mut hist = [0u32; 1 << 11];
-    let (mut prefix, mut k) = (0u32, k);
-    for (shift, bits) in [(21u32, 11u32), (10, 11), (0, 10)] {
-        hist.fill(0);
-        let above = shift + bits;
-        for &x in v.iter() {
-            let kx = key(x);
-            if above == 32 || kx >> above == prefix {
-                hist[((kx >> shift) & ((1 << bits) - 1)) as usize] += 1;
-            }
-        }
-        let (b, rest) = find(&hist, k);
-        (prefix, k) = ((prefix << bits) | b, rest);
+    // Count the high 16 bits of the keys, then select among the values of the bucket that
+    // holds rank k (few, as the bucket spans 1/128 of an octave).
+    let mut hist = vec![0u32; 1 << 16];
+    for &x in v.iter() {
+        hist[(key(x) >> 16) as usize] += 1;
     }
-    let kx = prefix;
+    let (high, k) = find(&hist, k);
+    let mut bucket: Vec<f32> = v.iter().copied().filter(|&x| key(x) >> 16 == high).collect();
+    let (_, m, _) = bucket.select_nth_unstable_by(k, |a, b| a.total_cmp(b));
+    let kx = key(*m);
     f32::from_bits(if kx >> 31 == 1 { kx & 0x7fff_ffff } else { !kx })
 }
 

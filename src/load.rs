@@ -920,7 +920,10 @@ where
             }
             [] => (0.0, 0.0, 0.0),
         };
-        clipped += usize::from(is_clipped(vr, vg, vb, floor, ceil));
+        // As `is_clipped`, without branches (the values are never NaN here).
+        clipped += usize::from(
+            (vr <= floor) | (vg <= floor) | (vb <= floor) | (vr >= ceil) | (vg >= ceil) | (vb >= ceil),
+        );
         if let (Some(ar), Some(ag), Some(ab)) = (r.get_mut(k), g.get_mut(k), b.get_mut(k)) {
             *ar += vr;
             *ag += vg;
