@@ -360,7 +360,11 @@ fn select_total(v: &mut [f32], k: usize) -> f32 {
         hist[(key(x) >> 16) as usize] += 1;
     }
     let (high, k) = find(&hist, k);
-    let mut bucket: Vec<f32> = v.iter().copied().filter(|&x| key(x) >> 16 == high).collect();
+    let mut bucket: Vec<f32> = v
+        .iter()
+        .copied()
+        .filter(|&x| key(x) >> 16 == high)
+        .collect();
     let (_, m, _) = bucket.select_nth_unstable_by(k, |a, b| a.total_cmp(b));
     let kx = key(*m);
     f32::from_bits(if kx >> 31 == 1 { kx & 0x7fff_ffff } else { !kx })

@@ -896,19 +896,24 @@ impl<T: Copy, F: Fn(T) -> f32> Samples<'_, T, F> {
     }
 }
 
+/// Block width, clipping limits and the R, G, B block sums a row is added into.
+type BlockSums<'a> = (
+    usize,
+    (f32, f32),
+    &'a mut [f32],
+    &'a mut [f32],
+    &'a mut [f32],
+);
+
 /// Block sums of one row of pixels (see [`Samples::accumulate_row`]).
 #[inline]
-fn accumulate<'a, T, F, I>(
-    pixels: I,
-    grey: bool,
-    f: &F,
-    (factor, (floor, ceil), r, g, b): (usize, (f32, f32), &mut [f32], &mut [f32], &mut [f32]),
-) -> usize
+fn accumulate<'a, T, F, I>(pixels: I, grey: bool, f: &F, sums: BlockSums<'_>) -> usize
 where
     T: Copy + 'a,
     F: Fn(T) -> f32,
     I: Iterator<Item = &'a [T]>,
 {
+    let (factor, (floor, ceil), r, g, b) = sums;
     let mut clipped = 0;
     let (mut k, mut n) = (0, 0);
     for px in pixels {
@@ -922,7 +927,12 @@ where
         };
         // As `is_clipped`, without branches (the values are never NaN here).
         clipped += usize::from(
-            (vr <= floor) | (vg <= floor) | (vb <= floor) | (vr >= ceil) | (vg >= ceil) | (vb >= ceil),
+            (vr <= floor)
+                | (vg <= floor)
+                | (vb <= floor)
+                | (vr >= ceil)
+                | (vg >= ceil)
+                | (vb >= ceil),
         );
         if let (Some(ar), Some(ag), Some(ab)) = (r.get_mut(k), g.get_mut(k), b.get_mut(k)) {
             *ar += vr;

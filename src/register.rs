@@ -1015,7 +1015,7 @@ fn solve_affine(tiles: &[TileMatch], w: &[f64]) -> Option<Affine> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::load::{load_bytes, LoadLimits};
+    use crate::load::{load_bytes, LoadLimits, RgbPlanes};
     use crate::phantom::{Subject, SubjectConfig};
     use std::path::Path;
 
