@@ -48,5 +48,40 @@ fn study_throughput(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, study_throughput);
+/// Issue 7's batch figure: 20 photos of 3 MP (10 subjects × 2 sessions, 2000×1500 px), run
+/// by the real binary at 1 and 2 jobs; 2 jobs should give at least 1.8× the photos per second.
+/// The study is rendered once into the target folder (phantom rendering at 3 MP is slow).
+fn batch_20_photos_3mp(c: &mut Criterion) {
+    let study = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench_study_20x3mp_v1");
+    let opts = SynthOptions {
+        subjects: 10,
+        sessions: 2,
+        seed: 7,
+        width: 2000,
+        height: 1500,
+        px_per_mm: 20.0,
+        scars: 12,
+    };
+    let photos = if study.join(".complete").exists() {
+        opts.subjects * opts.sessions
+    } else {
+        let _ = std::fs::remove_dir_all(&study);
+        let n = write_study(&study, &opts).expect("phantom study written");
+        std::fs::write(study.join(".complete"), b"").expect("marker written");
+        n
+    };
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let mut g = c.benchmark_group("batch_20_photos_3mp");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(photos as u64));
+    for jobs in [1, 2] {
+        let out = dir.path().join(format!("out{jobs}"));
+        g.bench_function(format!("jobs_{jobs}"), |b| {
+            b.iter(|| run_batch(&study, &out, jobs))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, study_throughput, batch_20_photos_3mp);
 criterion_main!(benches);

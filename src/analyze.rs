@@ -7,13 +7,13 @@ use serde::{Deserialize, Serialize};
 use crate::intrinsics::{separate, Intrinsics};
 use crate::load::PlaneSource;
 use crate::measure::{measure, MeasureContext, Scar, ScarType};
-use crate::normalize::normalize;
+use crate::normalize::{normalize_reduced, CEIL, FLOOR};
 use crate::relief::{
     estimate_azimuth, relief, Light, LightSource, ReliefParams, ASSUMED_ELEVATION_DEG,
 };
 use crate::segment::{segment, Regions, SegmentParams};
 use crate::timings::Timings;
-use crate::validate::{check_params, check_planes, empty_result_warning, Unmeasurable};
+use crate::validate::{check_params, check_reduced, empty_result_warning, Unmeasurable};
 
 /// Why a photo could not be analysed at all.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
@@ -264,10 +264,11 @@ pub fn analyze_timed<P: PlaneSource + ?Sized>(
             min: min_side,
         });
     }
-    check_planes(planes, factor, min_side * min_side * factor * factor)?;
     let px = |mm: f64| (mm / unit) as f32;
-
-    let norm = t.time("normalise", || normalize(planes, factor, px(8.0)));
+    // One reduction to the processing scale serves the input checks and normalisation.
+    let reduced = t.time("normalise", || planes.reduce(factor, FLOOR, CEIL));
+    check_reduced(&reduced, min_side * min_side * factor * factor)?;
+    let norm = t.time("normalise", || normalize_reduced(reduced, factor, px(8.0)));
     if norm.clipped_fraction > 0.02 {
         warnings.push(format!(
             "{:.1} % of pixels are clipped to black or white: relief there is unknown",

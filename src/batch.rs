@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::analyze::analyze;
-use crate::load::{load_bytes, LoadLimits, MAX_FILE_BYTES};
+use crate::load::{decode_bytes, LoadLimits, MAX_FILE_BYTES};
 use crate::register::{register, RegisterParams, Registration, RegistrationPlane};
 use crate::report::overlay::{draw_overlay, write_png};
 use crate::report::study::{
@@ -173,19 +173,21 @@ fn run_photo(
         std::fs::read(&full).map_err(|e| fail("load", format!("cannot read the file: {e}")))?;
     let params = Settings::analyze_params(settings, &cfg.overrides);
     let work = || -> Result<_, Failure> {
+        // Decoded samples, reduced by each stage to its own scale: no full-resolution float
+        // planes except the transient ones of the overlay.
         let img =
-            load_bytes(&bytes, &shown, &cfg.limits).map_err(|e| fail("load", e.to_string()))?;
-        let a = analyze(&img.planes, &params).map_err(|e| {
+            decode_bytes(&bytes, &shown, &cfg.limits).map_err(|e| fail("load", e.to_string()))?;
+        let a = analyze(&img.photo, &params).map_err(|e| {
             fail(
                 "analyze",
                 format!("{}: cannot analyse: {e}", shown.display()),
             )
         })?;
         let doc = analyze_doc(&img.meta, &params, &a);
-        let ov = draw_overlay(&img.planes, &a);
+        let ov = draw_overlay(&img.photo.to_planes(), &a);
         drop(a);
         // The small plane registration needs is all that is kept of the pixels.
-        let plane = RegistrationPlane::from_planes(&img.planes, &RegisterParams::default())
+        let plane = RegistrationPlane::from_planes(&img.photo, &RegisterParams::default())
             .map_err(|e| fail("register", e.to_string()));
         Ok((doc, ov, plane))
     };

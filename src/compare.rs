@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::analyze::{analyze, Analysis, AnalysisError, AnalyzeParams, Calibration};
-use crate::load::RgbPlanes;
+use crate::load::PlaneSource;
 use crate::register::{register, RegisterError, RegisterParams, Registration, RegistrationPlane};
 use crate::track::{track_series, Series, SessionInput, TrackParams};
 
@@ -99,9 +99,9 @@ pub fn session_input<'a>(
 }
 
 /// Register, analyse and track two photos of the same skin.
-pub fn compare(
-    before: &RgbPlanes,
-    after: &RgbPlanes,
+pub fn compare<P: PlaneSource + ?Sized>(
+    before: &P,
+    after: &P,
     params: &AnalyzeParams,
     after_opts: &AfterOptions,
     rp: &RegisterParams,

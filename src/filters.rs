@@ -109,81 +109,151 @@ fn box_cascade(src: &ArrayView2<f32>, sigma: f32) -> Array2<f32> {
     // Box width w has variance (w² − 1)/12; three passes add up to σ².
     let w = ((12.0 * sigma * sigma / 3.0 + 1.0).sqrt()).round().max(1.0) as usize;
     let r = w / 2;
-    let mut a = box_cols(&box_rows(src, r).view(), r);
-    for _ in 1..3 {
-        a = box_cols(&box_rows(&a.view(), r).view(), r);
+    // Two buffers, passed back and forth: rows into `a`, columns into `b`, three times.
+    let mut a = Array2::<f32>::zeros(src.dim());
+    let mut b = Array2::<f32>::zeros(src.dim());
+    box_rows_into(&standard_slice(src), r, &mut a);
+    for pass in 0..3 {
+        if pass > 0 {
+            box_rows_into(b.as_slice().unwrap_or(&[]), r, &mut a);
+        }
+        box_cols_into(a.as_slice().unwrap_or(&[]), r, &mut b);
     }
-    a
+    b
 }
 
 /// Running mean of width 2r+1 along rows, edges replicated. The sum runs in `f64`, started
 /// from the window at x = 0 and updated by the pixel entering minus the pixel leaving.
+#[cfg(test)]
 fn box_rows(src: &ArrayView2<f32>, r: usize) -> Array2<f32> {
-    let (h, w) = src.dim();
-    let mut out = Array2::<f32>::zeros((h, w));
-    if w == 0 {
-        return out;
+    let mut out = Array2::<f32>::zeros(src.dim());
+    box_rows_into(&standard_slice(src), r, &mut out);
+    out
+}
+
+/// [`box_rows`] of the row-major samples `src` (shaped as `out`) into `out`. Four rows run
+/// interleaved so their running sums (a serial chain each) overlap.
+fn box_rows_into(src: &[f32], r: usize, out: &mut Array2<f32>) {
+    const ROWS: usize = 4;
+    let (h, w) = out.dim();
+    let Some(out_s) = out.as_slice_mut() else {
+        return;
+    };
+    if w == 0 || h == 0 || src.len() != out_s.len() {
+        return;
     }
     let norm = 1.0 / (2 * r + 1) as f64;
-    out.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .zip(src.axis_iter(Axis(0)).into_par_iter())
+    let pad = w + 2 * r + 2;
+    out_s
+        .par_chunks_mut(ROWS * w)
+        .zip(src.par_chunks(ROWS * w))
         .for_each_init(
-            || vec![0f32; w + 2 * r + 2],
-            |buf, (mut o, row)| {
-                // buf[i + r + 1] is the pixel at x = i, edges replicated, so the loop below
-                // needs no clamping.
-                let (first, last) = (row[0], row[w - 1]);
-                buf[..=r].fill(first);
-                buf[r + 1 + w..].fill(last);
-                for (b, v) in buf[r + 1..r + 1 + w].iter_mut().zip(row.iter()) {
-                    *b = *v;
+            || vec![0f32; ROWS * pad],
+            |buf, (o, rows)| {
+                let mut acc = [0f64; ROWS];
+                for (k, (b, row)) in buf
+                    .chunks_exact_mut(pad)
+                    .zip(rows.chunks_exact(w))
+                    .enumerate()
+                {
+                    let (first, last) = (row[0], row[w - 1]);
+                    b[..=r].fill(first);
+                    b[r + 1 + w..].fill(last);
+                    b[r + 1..r + 1 + w].copy_from_slice(row);
+                    acc[k] = b[1..2 * r + 2].iter().map(|v| *v as f64).sum();
                 }
-                let mut acc: f64 = buf[1..2 * r + 2].iter().map(|v| *v as f64).sum();
-                for (x, ov) in o.iter_mut().enumerate() {
-                    *ov = (acc * norm) as f32;
-                    acc += buf[x + 2 * r + 2] as f64 - buf[x + 1] as f64;
+                // Entering and leaving samples of output x: b[x + 2r + 2] and b[x + 1].
+                let enter = |k: usize| &buf[k * pad + 2 * r + 2..k * pad + 2 * r + 2 + w];
+                let leave = |k: usize| &buf[k * pad + 1..k * pad + 1 + w];
+                if o.len() == ROWS * w {
+                    let (o0, rest) = o.split_at_mut(w);
+                    let (o1, rest) = rest.split_at_mut(w);
+                    let (o2, o3) = rest.split_at_mut(w);
+                    let (e0, e1, e2, e3) = (enter(0), enter(1), enter(2), enter(3));
+                    let (l0, l1, l2, l3) = (leave(0), leave(1), leave(2), leave(3));
+                    let [mut a0, mut a1, mut a2, mut a3] = acc;
+                    for x in 0..w {
+                        o0[x] = (a0 * norm) as f32;
+                        a0 += e0[x] as f64 - l0[x] as f64;
+                        o1[x] = (a1 * norm) as f32;
+                        a1 += e1[x] as f64 - l1[x] as f64;
+                        o2[x] = (a2 * norm) as f32;
+                        a2 += e2[x] as f64 - l2[x] as f64;
+                        o3[x] = (a3 * norm) as f32;
+                        a3 += e3[x] as f64 - l3[x] as f64;
+                    }
+                } else {
+                    for (k, ov) in o.chunks_exact_mut(w).enumerate() {
+                        let (e, l, mut a) = (enter(k), leave(k), acc[k]);
+                        for x in 0..w {
+                            ov[x] = (a * norm) as f32;
+                            a += e[x] as f64 - l[x] as f64;
+                        }
+                    }
                 }
             },
         );
-    out
 }
 
 /// Running mean of width 2r+1 down columns, edges replicated: the same sums as [`box_rows`]
 /// on the transpose, computed a band of columns at a time so the inner loop runs along
 /// rows (vectorised) instead of striding down a column.
+#[cfg(test)]
 fn box_cols(src: &ArrayView2<f32>, r: usize) -> Array2<f32> {
+    let mut out = Array2::<f32>::zeros(src.dim());
+    box_cols_into(&standard_slice(src), r, &mut out);
+    out
+}
+
+/// [`box_cols`] of the row-major samples `src` (shaped as `out`) into `out`.
+fn box_cols_into(src: &[f32], r: usize, out: &mut Array2<f32>) {
     const BAND: usize = 64;
-    let (h, w) = src.dim();
-    let mut out = Array2::<f32>::zeros((h, w));
-    if h == 0 || w == 0 {
-        return out;
+    let (h, w) = out.dim();
+    if h == 0 || w == 0 || src.len() != h * w {
+        return;
     }
     let norm = 1.0 / (2 * r + 1) as f64;
-    let (r, last) = (r as isize, h as isize - 1);
+    let (ri, last) = (r as isize, h as isize - 1);
     out.axis_chunks_iter_mut(Axis(1), BAND)
         .into_par_iter()
-        .zip(src.axis_chunks_iter(Axis(1), BAND).into_par_iter())
-        .for_each(|(mut o, s)| {
-            let row = |i: isize| s.row(i.clamp(0, last) as usize);
-            // −0.0 is where `Iterator::sum` starts, as in box_rows.
-            let mut acc = vec![-0.0f64; s.ncols()];
-            for i in -r..=r {
+        .enumerate()
+        .for_each(|(band, mut o)| {
+            let (x0, bw) = (band * BAND, o.ncols());
+            let row = |i: isize| {
+                let y = i.clamp(0, last) as usize * w + x0;
+                &src[y..y + bw]
+            };
+            let mut acc = [-0.0f64; BAND];
+            let acc = &mut acc[..bw];
+            for i in -ri..=ri {
                 for (a, v) in acc.iter_mut().zip(row(i)) {
                     *a += *v as f64;
                 }
             }
             for (y, mut orow) in o.axis_iter_mut(Axis(0)).enumerate() {
-                for (ov, a) in orow.iter_mut().zip(&acc) {
-                    *ov = (*a * norm) as f32;
+                if let Some(os) = orow.as_slice_mut() {
+                    for (ov, a) in os.iter_mut().zip(acc.iter()) {
+                        *ov = (*a * norm) as f32;
+                    }
+                } else {
+                    for (ov, a) in orow.iter_mut().zip(acc.iter()) {
+                        *ov = (*a * norm) as f32;
+                    }
                 }
                 let y = y as isize;
-                for ((a, p), m) in acc.iter_mut().zip(row(y + r + 1)).zip(row(y - r)) {
+                for ((a, p), m) in acc.iter_mut().zip(row(y + ri + 1)).zip(row(y - ri)) {
                     *a += *p as f64 - *m as f64;
                 }
             }
         });
-    out
+}
+
+/// The samples of `src` in row-major order, borrowed when it is already laid out so.
+fn standard_slice<'a>(src: &'a ArrayView2<f32>) -> std::borrow::Cow<'a, [f32]> {
+    match src.as_slice() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(src.iter().copied().collect()),
+    }
 }
 
 /// Average `f`×`f` blocks (anti-aliased integer downsampling); partial blocks at the right and
@@ -250,10 +320,54 @@ pub fn median(values: &mut [f32]) -> f32 {
     if n == 0 {
         return 0.0;
     }
-    let v = &mut values[..n];
-    let mid = n / 2;
-    let (_, m, _) = v.select_nth_unstable_by(mid, |a, b| a.total_cmp(b));
-    *m
+    select_total(&mut values[..n], n / 2)
+}
+
+/// The `k`-th smallest (from 0) of `v` in [`f32::total_cmp`] order: the value
+/// `select_nth_unstable_by(k, total_cmp)` would put at `k`, found by counting the high 16 bits
+/// of an order-preserving key and selecting within the one bucket that holds it. Small samples
+/// use the selection directly. `k` must be below `v.len()`.
+fn select_total(v: &mut [f32], k: usize) -> f32 {
+    const SMALL: usize = 8192;
+    if v.len() <= SMALL {
+        let (_, m, _) = v.select_nth_unstable_by(k, |a, b| a.total_cmp(b));
+        return *m;
+    }
+    // Unsigned order of the key is total_cmp's order.
+    let key = |x: f32| {
+        let b = x.to_bits();
+        if b >> 31 == 1 {
+            !b
+        } else {
+            b | 0x8000_0000
+        }
+    };
+    // The bucket of `pos` in a histogram (its index, and `pos` within it).
+    let find = |hist: &[u32], pos: usize| {
+        let mut below = 0usize;
+        for (i, &c) in hist.iter().enumerate() {
+            if below + c as usize > pos {
+                return (i as u32, pos - below);
+            }
+            below += c as usize;
+        }
+        (hist.len() as u32 - 1, 0)
+    };
+    // Count the high 16 bits of the keys, then select among the values of the bucket that
+    // holds rank k (few, as the bucket spans 1/128 of an octave).
+    let mut hist = vec![0u32; 1 << 16];
+    for &x in v.iter() {
+        hist[(key(x) >> 16) as usize] += 1;
+    }
+    let (high, k) = find(&hist, k);
+    let mut bucket: Vec<f32> = v
+        .iter()
+        .copied()
+        .filter(|&x| key(x) >> 16 == high)
+        .collect();
+    let (_, m, _) = bucket.select_nth_unstable_by(k, |a, b| a.total_cmp(b));
+    let kx = key(*m);
+    f32::from_bits(if kx >> 31 == 1 { kx & 0x7fff_ffff } else { !kx })
 }
 
 /// Robust location and scale (median, 1.4826·MAD) of a plane, from a strided subsample so the
@@ -261,40 +375,76 @@ pub fn median(values: &mut [f32]) -> f32 {
 pub fn robust_stats(src: &ArrayView2<f32>) -> (f32, f32) {
     let n = src.len();
     let step = (n / 200_000).max(1);
-    let mut v: Vec<f32> = src.iter().step_by(step).copied().collect();
+    let mut v: Vec<f32> = match src.as_slice() {
+        Some(s) if step == 1 => s.to_vec(),
+        Some(s) => s.iter().step_by(step).copied().collect(),
+        None => src.iter().step_by(step).copied().collect(),
+    };
     let med = median(&mut v);
-    let mut dev: Vec<f32> = v.iter().map(|x| (x - med).abs()).collect();
-    let mad = median(&mut dev);
+    // The deviations, in place: the median does not depend on their order.
+    v.iter_mut().for_each(|x| *x = (*x - med).abs());
+    let mad = median(&mut v);
     (med, 1.4826 * mad)
 }
 
 /// Grey-level erosion (`max == false`) or dilation (`max == true`) with a square of side
 /// `2 r + 1`, done separably (rows, then columns); borders use the pixels that exist.
 pub fn rank_square(src: &ArrayView2<f32>, r: usize, max: bool) -> Array2<f32> {
-    let pick = |a: f32, b: f32| if max { a.max(b) } else { a.min(b) };
+    if max {
+        rank_square_of::<true>(src, r)
+    } else {
+        rank_square_of::<false>(src, r)
+    }
+}
+
+/// [`rank_square`] for one rank, so the inner loops vectorise. Each output takes its window's
+/// values in increasing index order, starting from the first (as a fold would).
+fn rank_square_of<const MAX: bool>(src: &ArrayView2<f32>, r: usize) -> Array2<f32> {
+    let pick = |a: f32, b: f32| if MAX { a.max(b) } else { a.min(b) };
     let (h, w) = src.dim();
-    let mut rows = Array2::<f32>::zeros((h, w));
-    Zip::from(rows.rows_mut())
-        .and(src.rows())
-        .par_for_each(|mut out, inp| {
-            for x in 0..w {
-                let (a, b) = (x.saturating_sub(r), (x + r).min(w - 1));
-                out[x] = (a..=b).fold(inp[a], |m, k| pick(m, inp[k]));
-            }
-        });
     let mut out = Array2::<f32>::zeros((h, w));
-    out.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(y, mut row)| {
-            let (a, b) = (y.saturating_sub(r), (y + r).min(h - 1));
-            row.assign(&rows.row(a));
-            for k in a + 1..=b {
-                Zip::from(&mut row)
-                    .and(rows.row(k))
-                    .for_each(|o, v| *o = pick(*o, *v));
+    if h == 0 || w == 0 {
+        return out;
+    }
+    let src = standard_slice(src);
+    let mut rows = vec![0f32; h * w];
+    rows.par_chunks_mut(w)
+        .zip(src.par_chunks(w))
+        .for_each(|(out, inp)| {
+            let edge = |x: usize| {
+                let (a, b) = (x.saturating_sub(r), (x + r).min(w - 1));
+                inp[a..=b].iter().fold(inp[a], |m, v| pick(m, *v))
+            };
+            if w > 2 * r {
+                // Interior outputs x in r..w-r: window x-r..=x+r, taken a tap at a time across
+                // the row.
+                let inner = &mut out[r..w - r];
+                inner.copy_from_slice(&inp[..w - 2 * r]);
+                for j in 0..=2 * r {
+                    for (o, v) in inner.iter_mut().zip(&inp[j..j + w - 2 * r]) {
+                        *o = pick(*o, *v);
+                    }
+                }
+                for x in (0..r).chain(w - r..w) {
+                    out[x] = edge(x);
+                }
+            } else {
+                for (x, o) in out.iter_mut().enumerate() {
+                    *o = edge(x);
+                }
             }
         });
+    if let Some(out_s) = out.as_slice_mut() {
+        out_s.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
+            let (a, b) = (y.saturating_sub(r), (y + r).min(h - 1));
+            row.copy_from_slice(&rows[a * w..(a + 1) * w]);
+            for k in a + 1..=b {
+                for (o, v) in row.iter_mut().zip(&rows[k * w..(k + 1) * w]) {
+                    *o = pick(*o, *v);
+                }
+            }
+        });
+    }
     out
 }
 
@@ -330,6 +480,35 @@ pub fn solve3(a: [[f64; 3]; 3], b: [f64; 3]) -> Option<[f64; 3]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counting_selection_matches_a_comparison_selection() {
+        // Large enough for the counting path; repeated values, signed zeros, both signs,
+        // infinities and tiny magnitudes, as total_cmp orders them.
+        let mut state = 12345u64;
+        let mut v: Vec<f32> = (0..50_000)
+            .map(|i| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let u = (state >> 40) as f32 / (1u64 << 24) as f32;
+                match i % 11 {
+                    0 => 0.0,
+                    1 => -0.0,
+                    2 => f32::INFINITY,
+                    3 => -1e-30 * u,
+                    4 => (u * 8.0).round() - 4.0,
+                    _ => (u - 0.4) * 3.0,
+                }
+            })
+            .collect();
+        for k in [0, 1, 777, 25_000, 31_234, 49_999] {
+            let mut a = v.clone();
+            let (_, want, _) = a.select_nth_unstable_by(k, |x, y| x.total_cmp(y));
+            let got = select_total(&mut v, k);
+            assert_eq!(got.to_bits(), want.to_bits(), "k = {k}");
+        }
+    }
     use ndarray::Array2;
 
     #[test]

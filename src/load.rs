@@ -855,6 +855,98 @@ impl<T: Copy, F: Fn(T) -> f32> Samples<'_, T, F> {
     }
 }
 
+impl<T: Copy, F: Fn(T) -> f32> Samples<'_, T, F> {
+    /// Add oriented row `oy` into block sums: output pixel `x` goes to `r[x / factor]` (and
+    /// `g`, `b`), in increasing `x`, so each sum sees the same additions in the same order as
+    /// converting the row with [`Samples::row`] first. Returns the row's pixels with a channel
+    /// at or below `limits.0` or at or above `limits.1` (clipped).
+    fn accumulate_row(
+        &self,
+        oy: usize,
+        factor: usize,
+        limits: (f32, f32),
+        r: &mut [f32],
+        g: &mut [f32],
+        b: &mut [f32],
+    ) -> usize {
+        let (walk, channels, src, f) = (&self.walk, self.channels, self.src, &self.to_linear);
+        let (ow, grey) = (walk.out_w, channels < 3);
+        let row_start = walk.start + oy as isize * walk.dy;
+        let sums = (factor, limits, r, g, b);
+        // Indices as in `row`: in [0, n) by construction of `SourceWalk`.
+        if walk.dx == 1 || walk.dx == -1 {
+            let first = if walk.dx == 1 {
+                row_start
+            } else {
+                row_start - (ow as isize - 1)
+            } as usize;
+            let row = src[first * channels..(first + ow) * channels].chunks_exact(channels);
+            if walk.dx == 1 {
+                accumulate(row, grey, f, sums)
+            } else {
+                accumulate(row.rev(), grey, f, sums)
+            }
+        } else {
+            let pixels = (0..ow).map(|ox| {
+                let i = (row_start + ox as isize * walk.dx) as usize * channels;
+                &src[i..i + channels]
+            });
+            accumulate(pixels, grey, f, sums)
+        }
+    }
+}
+
+/// Block width, clipping limits and the R, G, B block sums a row is added into.
+type BlockSums<'a> = (
+    usize,
+    (f32, f32),
+    &'a mut [f32],
+    &'a mut [f32],
+    &'a mut [f32],
+);
+
+/// Block sums of one row of pixels (see [`Samples::accumulate_row`]).
+#[inline]
+fn accumulate<'a, T, F, I>(pixels: I, grey: bool, f: &F, sums: BlockSums<'_>) -> usize
+where
+    T: Copy + 'a,
+    F: Fn(T) -> f32,
+    I: Iterator<Item = &'a [T]>,
+{
+    let (factor, (floor, ceil), r, g, b) = sums;
+    let mut clipped = 0;
+    let (mut k, mut n) = (0, 0);
+    for px in pixels {
+        let (vr, vg, vb) = match *px {
+            [sr, sg, sb, ..] if !grey => (f(sr), f(sg), f(sb)),
+            [s, ..] => {
+                let v = f(s);
+                (v, v, v)
+            }
+            [] => (0.0, 0.0, 0.0),
+        };
+        // As `is_clipped`, without branches (the values are never NaN here).
+        clipped += usize::from(
+            (vr <= floor)
+                | (vg <= floor)
+                | (vb <= floor)
+                | (vr >= ceil)
+                | (vg >= ceil)
+                | (vb >= ceil),
+        );
+        if let (Some(ar), Some(ag), Some(ab)) = (r.get_mut(k), g.get_mut(k), b.get_mut(k)) {
+            *ar += vr;
+            *ag += vg;
+            *ab += vb;
+        }
+        n += 1;
+        if n == factor {
+            (k, n) = (k + 1, 0);
+        }
+    }
+    clipped
+}
+
 /// Something done with a photo's samples, whatever their type.
 trait SampleVisitor {
     type Out;
@@ -963,38 +1055,23 @@ impl SampleVisitor for Reduce {
         let (oh, ow) = (h.div_ceil(factor), w.div_ceil(factor));
         let rows: Vec<([Vec<f32>; 3], usize)> = (0..oh)
             .into_par_iter()
-            .map_init(
-                || [vec![0f32; w], vec![0f32; w], vec![0f32; w]],
-                |[tr, tg, tb], oy| {
-                    let (y0, y1) = (oy * factor, ((oy + 1) * factor).min(h));
-                    let mut out = [vec![0f32; ow], vec![0f32; ow], vec![0f32; ow]];
-                    let mut clipped = 0;
-                    for y in y0..y1 {
-                        s.row(y, tr, tg, tb);
-                        clipped += tr
-                            .iter()
-                            .zip(tg.iter())
-                            .zip(tb.iter())
-                            .filter(|((r, g), b)| is_clipped(**r, **g, **b, floor, ceil))
-                            .count();
-                        for (acc, src) in out.iter_mut().zip([&*tr, &*tg, &*tb]) {
-                            for (a, chunk) in acc.iter_mut().zip(src.chunks(factor)) {
-                                for v in chunk {
-                                    *a += *v;
-                                }
-                            }
-                        }
+            .map(|oy| {
+                let (y0, y1) = (oy * factor, ((oy + 1) * factor).min(h));
+                let mut out = [vec![0f32; ow], vec![0f32; ow], vec![0f32; ow]];
+                let mut clipped = 0;
+                let [ar, ag, ab] = &mut out;
+                for y in y0..y1 {
+                    clipped += s.accumulate_row(y, factor, (floor, ceil), ar, ag, ab);
+                }
+                let rows = y1 - y0;
+                for acc in out.iter_mut() {
+                    for (x, a) in acc.iter_mut().enumerate() {
+                        let cols = ((x + 1) * factor).min(w) - x * factor;
+                        *a /= (rows * cols).max(1) as u32 as f32;
                     }
-                    let rows = y1 - y0;
-                    for acc in out.iter_mut() {
-                        for (x, a) in acc.iter_mut().enumerate() {
-                            let cols = ((x + 1) * factor).min(w) - x * factor;
-                            *a /= (rows * cols).max(1) as u32 as f32;
-                        }
-                    }
-                    (out, clipped)
-                },
-            )
+                }
+                (out, clipped)
+            })
             .collect();
         let clipped = rows.iter().map(|(_, c)| c).sum();
         let planes =

@@ -25,7 +25,10 @@ pub struct Normalized {
 }
 
 /// Darkest linear value kept: below it the sensor carries no information.
-const FLOOR: f32 = 1.0 / 4096.0;
+pub const FLOOR: f32 = 1.0 / 4096.0;
+
+/// Linear value at or above which a channel counts as saturated.
+pub const CEIL: f32 = 0.999;
 
 /// Largest deviation from healthy skin kept, optical density (a factor of e² ≈ 7.4).
 const MAX_OD_DEVIATION: f32 = 2.0;
@@ -38,18 +41,26 @@ pub fn normalize<P: PlaneSource + ?Sized>(
     factor: usize,
     flat_sigma_px: f32,
 ) -> Normalized {
+    normalize_reduced(planes.reduce(factor, FLOOR, CEIL), factor, flat_sigma_px)
+}
+
+/// [`normalize`] of planes already reduced by `factor` with [`FLOOR`] and [`CEIL`] as the
+/// clipping limits: lets the analysis reduce a photo once for both the input checks and this
+/// stage.
+pub fn normalize_reduced(reduced: Reduced, factor: usize, flat_sigma_px: f32) -> Normalized {
     let Reduced {
         planes: small,
         clipped,
         total,
-    } = planes.reduce(factor, FLOOR, 0.999);
+    } = reduced;
     let total = total.max(1);
     let mut skin_od = [0f32; 3];
     let od: Vec<Array2<f32>> = small
         .into_iter()
         .enumerate()
         .map(|(c, small)| {
-            let mut d = small.mapv(|v| -(v.max(FLOOR)).ln());
+            let mut d = small;
+            d.par_mapv_inplace(|v| -(v.max(FLOOR)).ln());
             let (med, _) = robust_stats(&d.view());
             skin_od[c] = med;
             let field = gaussian(&d.view(), flat_sigma_px);

@@ -30,7 +30,7 @@ use rustfft::{Fft, FftPlanner};
 use serde::{Deserialize, Serialize};
 
 use crate::filters::{downsample, gaussian, median};
-use crate::load::RgbPlanes;
+use crate::load::PlaneSource;
 use crate::relief::fast_len;
 
 /// A 2×3 affine matrix `[[a, b, tx], [c, d, ty]]` mapping (x, y) → (a·x + b·y + tx, c·x + d·y + ty).
@@ -220,7 +220,11 @@ const TILE_STEP: usize = 28;
 
 impl RegistrationPlane {
     /// Build the plane of a photo.
-    pub fn from_planes(planes: &RgbPlanes, p: &RegisterParams) -> Result<Self, RegisterError> {
+    /// Full planes or a decoded photo (see [`PlaneSource`]) give the same plane.
+    pub fn from_planes<P: PlaneSource + ?Sized>(
+        planes: &P,
+        p: &RegisterParams,
+    ) -> Result<Self, RegisterError> {
         let (w, h) = (planes.width(), planes.height());
         if w < MIN_SIDE || h < MIN_SIDE {
             return Err(RegisterError::TooSmall {
@@ -259,11 +263,10 @@ impl RegistrationPlane {
 
 /// Mean log of the three linear channels, box-downsampled by `factor` first (averaging light,
 /// not logs). White balance and exposure become additive constants.
-fn log_luminance(planes: &RgbPlanes, factor: usize) -> Array2<f32> {
+fn log_luminance<P: PlaneSource + ?Sized>(planes: &P, factor: usize) -> Array2<f32> {
     const FLOOR: f32 = 1.0 / 4096.0;
-    let r = downsample(&planes.r.view(), factor);
-    let g = downsample(&planes.g.view(), factor);
-    let b = downsample(&planes.b.view(), factor);
+    // Block means, the same bits as `downsample` of full planes (the clip count is unused).
+    let [r, g, b] = planes.reduce(factor, FLOOR, 1.0).planes;
     let mut out = Array2::<f32>::zeros(r.dim());
     Zip::from(&mut out)
         .and(&r)
@@ -1012,7 +1015,7 @@ fn solve_affine(tiles: &[TileMatch], w: &[f64]) -> Option<Affine> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::load::{load_bytes, LoadLimits};
+    use crate::load::{load_bytes, LoadLimits, RgbPlanes};
     use crate::phantom::{Subject, SubjectConfig};
     use std::path::Path;
 

@@ -8,7 +8,7 @@
 use ndarray::Zip;
 
 use crate::analyze::{AnalysisError, AnalyzeParams};
-use crate::load::{linear_to_srgb, PlaneSource};
+use crate::load::{linear_to_srgb, PlaneSource, Reduced};
 
 /// Why a photo holds nothing that can be measured.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -35,9 +35,9 @@ pub enum Unmeasurable {
 }
 
 /// Linear value at or below which a channel carries no information (as in normalisation).
-const BLACK: f32 = 1.0 / 4096.0;
+const BLACK: f32 = crate::normalize::FLOOR;
 /// Linear value at or above which a channel is saturated.
-const WHITE: f32 = 0.999;
+const WHITE: f32 = crate::normalize::CEIL;
 /// Largest sRGB-coded spread, per channel, still called uniform: one 8-bit code.
 const UNIFORM_SPREAD: f32 = 1.0 / 255.0;
 
@@ -80,7 +80,16 @@ pub fn check_planes<P: PlaneSource + ?Sized>(
     factor: usize,
     needed: usize,
 ) -> Result<(), AnalysisError> {
-    let red = planes.reduce(factor.max(1), BLACK, WHITE);
+    check_reduced(&planes.reduce(factor.max(1), BLACK, WHITE), needed)
+}
+
+/// [`check_planes`] on a photo already reduced with the clipping limits of normalisation
+/// ([`crate::normalize::FLOOR`], [`crate::normalize::CEIL`]), so one reduction serves both.
+///
+/// # Errors
+///
+/// [`AnalysisError::NothingMeasurable`] with the reason.
+pub fn check_reduced(red: &Reduced, needed: usize) -> Result<(), AnalysisError> {
     let mut non_finite = 0usize;
     let mut lo = [f32::INFINITY; 3];
     let mut hi = [f32::NEG_INFINITY; 3];

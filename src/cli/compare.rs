@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use scarscope::compare::{compare, AfterOptions};
-use scarscope::load::{load_path, LoadLimits};
+use scarscope::load::{decode_path, LoadLimits};
 use scarscope::register::RegisterParams;
 use scarscope::report::compare::{compare_doc, draw_compare_overlay, CompareParameters, Pair};
 use scarscope::report::html::compare_page;
@@ -90,9 +90,11 @@ pub fn run(a: CompareArgs) -> anyhow::Result<ExitCode> {
     let rp = RegisterParams::default();
     let tp = TrackParams::default();
     let work = || -> Result<_, String> {
-        let b = load_path(&a.before, &limits).map_err(|e| e.to_string())?;
-        let f = load_path(&a.after, &limits).map_err(|e| e.to_string())?;
-        let c = compare(&b.planes, &f.planes, &params, &after_opts, &rp, &tp)
+        // Decoded samples only: the stages reduce them to their scales in one pass each, and
+        // full-resolution planes exist only for the overlay, if one is asked for.
+        let b = decode_path(&a.before, &limits).map_err(|e| e.to_string())?;
+        let f = decode_path(&a.after, &limits).map_err(|e| e.to_string())?;
+        let c = compare(&b.photo, &f.photo, &params, &after_opts, &rp, &tp)
             .map_err(|e| format!("{} vs {}: {e}", a.before.display(), a.after.display()))?;
         let doc = compare_doc(
             Pair {
@@ -110,7 +112,7 @@ pub fn run(a: CompareArgs) -> anyhow::Result<ExitCode> {
             &c,
         );
         let ov = (a.overlay.is_some() || a.html.is_some())
-            .then(|| draw_compare_overlay(&b.planes, &f.planes, &doc));
+            .then(|| draw_compare_overlay(&b.photo.to_planes(), &f.photo.to_planes(), &doc));
         Ok((doc, ov))
     };
     let (doc, overlay) = match catch_unwind(AssertUnwindSafe(work)) {
