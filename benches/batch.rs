@@ -23,6 +23,20 @@ fn run_batch(study: &Path, out: &Path, jobs: usize) {
     assert!(status.success(), "batch failed: {status}");
 }
 
+/// One criterion group timing `batch` on `study` at `--jobs 1` and `--jobs 2`, in photos/s.
+fn jobs_1_and_2(c: &mut Criterion, name: &str, study: &Path, scratch: &Path, photos: usize) {
+    let mut g = c.benchmark_group(name);
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(photos as u64));
+    for jobs in [1, 2] {
+        let out = scratch.join(format!("out{jobs}"));
+        g.bench_function(format!("jobs_{jobs}"), |b| {
+            b.iter(|| run_batch(study, &out, jobs))
+        });
+    }
+    g.finish();
+}
+
 fn study_throughput(c: &mut Criterion) {
     let dir = tempfile::TempDir::new().expect("temp dir");
     let study = dir.path().join("study");
@@ -36,16 +50,7 @@ fn study_throughput(c: &mut Criterion) {
         scars: 12,
     };
     let photos = write_study(&study, &opts).expect("phantom study written");
-    let mut g = c.benchmark_group("batch_study");
-    g.sample_size(10);
-    g.throughput(Throughput::Elements(photos as u64));
-    for jobs in [1, 2] {
-        let out = dir.path().join(format!("out{jobs}"));
-        g.bench_function(format!("jobs_{jobs}"), |b| {
-            b.iter(|| run_batch(&study, &out, jobs))
-        });
-    }
-    g.finish();
+    jobs_1_and_2(c, "batch_study", &study, dir.path(), photos);
 }
 
 /// Issue 7's batch figure: 20 photos of 3 MP (10 subjects × 2 sessions, 2000×1500 px), run
@@ -71,16 +76,7 @@ fn batch_20_photos_3mp(c: &mut Criterion) {
         n
     };
     let dir = tempfile::TempDir::new().expect("temp dir");
-    let mut g = c.benchmark_group("batch_20_photos_3mp");
-    g.sample_size(10);
-    g.throughput(Throughput::Elements(photos as u64));
-    for jobs in [1, 2] {
-        let out = dir.path().join(format!("out{jobs}"));
-        g.bench_function(format!("jobs_{jobs}"), |b| {
-            b.iter(|| run_batch(&study, &out, jobs))
-        });
-    }
-    g.finish();
+    jobs_1_and_2(c, "batch_20_photos_3mp", &study, dir.path(), photos);
 }
 
 criterion_group!(benches, study_throughput, batch_20_photos_3mp);
