@@ -35,6 +35,24 @@ fn main() {
                 f(e.median_rel_area_error), f(e.median_rel_depth_error), f(e.median_depth_bias),
                 f(e.depth_spearman), f(e.type_accuracy), c.false_positives, c.azimuth_error_deg
             );
+            if std::env::var("DUMP").is_ok() {
+                for p in &c.pairs {
+                    eprintln!(
+                        "PAIR {} {} {:.0} {:.2} {} {:.2} {:.3} {:.3} {:.2} {:.2} {}",
+                        c.index,
+                        c.light_given,
+                        c.px_per_mm,
+                        c.skin_melanin,
+                        p.kind.as_str(),
+                        c.elevation_deg,
+                        p.depth_mm,
+                        p.measured_depth_mm.unwrap_or(f64::NAN),
+                        p.area_mm2,
+                        p.measured_area_mm2.unwrap_or(f64::NAN),
+                        p.measured_kind.as_str()
+                    );
+                }
+            }
             cases.push(c);
         }
     }

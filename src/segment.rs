@@ -13,7 +13,7 @@
 //! Each core then grows its footprint by the rule of DOMAIN.md §4: depth is taken against a
 //! plane fitted to the healthy skin around the core, and the footprint is the connected set
 //! deeper than 10 % of the core's maximum (and above that ring's own noise), never entering
-//! a neighbour.
+//! a neighbour or a weaker core the threshold dropped.
 
 use std::cmp::Ordering;
 
@@ -306,11 +306,15 @@ pub fn segment(height: &ArrayView2<f32>, p: &SegmentParams) -> Regions {
     drop(ss.bumps);
     let bump_vals: Vec<f32> = bump_peaks.iter().map(|b| b.1).collect();
     let seed = mirror_threshold(&peak, &bump_vals, p.fdr, p.snr_seed);
-    // Cores below the threshold are dropped (their pixels may still join a neighbour's
-    // footprint when they are deep enough relative to it).
-    for l in core.iter_mut() {
+    // Cores below the threshold are dropped. They are still features of their own (a weak
+    // depression or texture, separated from every kept core by a ridge), so no footprint
+    // floods through them: at low resolution and steep light a deep scar's 10 % level sits in
+    // the noise and would otherwise spread over every weak dip around it.
+    let mut dropped = vec![false; core.len()];
+    for (l, d) in core.iter_mut().zip(dropped.iter_mut()) {
         if *l > 0 && peak[*l as usize - 1] < seed {
             *l = 0;
+            *d = true;
         }
     }
     let n_cores = peak.len();
@@ -410,7 +414,10 @@ pub fn segment(height: &ArrayView2<f32>, p: &SegmentParams) -> Regions {
                 if x < wx0 || x > wx1 || y < wy0 || y > wy1 {
                     continue;
                 }
-                if labels[j] == 0 && (core[j] == 0 || core[j] == lab) && depth_at(j) > thr {
+                if labels[j] == 0
+                    && ((core[j] == 0 && !dropped[j]) || core[j] == lab)
+                    && depth_at(j) > thr
+                {
                     labels[j] = id;
                     stack.push(j);
                     size += 1;
@@ -515,6 +522,37 @@ mod tests {
             0.5 * (-(r2) / 50.0).exp() + noise(y, x)
         });
         assert_eq!(segment(&z.view(), &params()).count, 0);
+    }
+
+    #[test]
+    fn a_footprint_does_not_flood_through_a_weak_dip_the_threshold_dropped() {
+        // A deep cone with a shallow pit touching its rim, and bumps as strong as that pit
+        // elsewhere: the mirror null drops the pit, and the cone's footprint must stop at it
+        // although the pit is deeper than 10 % of the cone.
+        let gauss = |x: f32, y: f32, cx: f32, cy: f32, a: f32| {
+            a * (-((x - cx).powi(2) + (y - cy).powi(2)) / 18.0).exp()
+        };
+        let z = Array2::from_shape_fn((120, 160), |(y, x)| {
+            let (xf, yf) = (x as f32, y as f32);
+            let r = ((xf - 50.0).powi(2) + (yf - 60.0).powi(2)).sqrt();
+            let mut v = -(1.0 - r / 20.0).max(0.0) - gauss(xf, yf, 72.0, 60.0, 0.3);
+            for (cx, cy) in [(120.0, 20.0), (130.0, 60.0), (120.0, 100.0), (20.0, 15.0)] {
+                v += gauss(xf, yf, cx, cy, 0.25);
+            }
+            v + noise(y, x)
+        });
+        let r = segment(&z.view(), &params());
+        let cone = r.labels[[60, 50]];
+        assert_ne!(cone, 0);
+        assert!(
+            r.seed_snr > r.snr[[60, 72]],
+            "the pit must be below the threshold"
+        );
+        assert_ne!(
+            r.labels[[60, 73]],
+            cone,
+            "the footprint flooded the dropped pit"
+        );
     }
 
     #[test]
