@@ -1,19 +1,11 @@
 //! Dump intermediate planes of one phantom as PNGs (development aid).
-use ndarray::Array2;
+mod common;
+use common::save;
 use scarscope::analyze::{analyze, AnalyzeParams, Calibration};
 use scarscope::load::{load_bytes, LoadLimits};
 use scarscope::phantom::{Subject, SubjectConfig};
 use std::path::Path;
 
-fn save(a: &Array2<f32>, lo: f32, hi: f32, p: &str) {
-    let (h, w) = a.dim();
-    let img = image::GrayImage::from_fn(w as u32, h as u32, |x, y| {
-        image::Luma([
-            (((a[[y as usize, x as usize]] - lo) / (hi - lo)).clamp(0.0, 1.0) * 255.0) as u8,
-        ])
-    });
-    img.save(p).unwrap();
-}
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let i: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1);

@@ -1,5 +1,7 @@
 //! Development aid: compare the recovered relief with the phantom's true height field.
 //! `cargo run --release --example diag_relief SEED PPM EL` (env NOSCARS=1, MEL=…, PIG=…)
+mod common;
+use common::save;
 use ndarray::Array2;
 use scarscope::filters::{gaussian, robust_stats};
 use scarscope::intrinsics::separate;
@@ -9,15 +11,6 @@ use scarscope::phantom::{Subject, SubjectConfig};
 use scarscope::relief::{relief, ReliefParams};
 use std::path::Path;
 
-fn save(a: &Array2<f32>, lo: f32, hi: f32, p: &str) {
-    let (h, w) = a.dim();
-    let img = image::GrayImage::from_fn(w as u32, h as u32, |x, y| {
-        image::Luma([
-            (((a[[y as usize, x as usize]] - lo) / (hi - lo)).clamp(0.0, 1.0) * 255.0) as u8,
-        ])
-    });
-    img.save(p).unwrap();
-}
 fn dog(a: &Array2<f32>, s: f32) -> Array2<f32> {
     let c = gaussian(&a.view(), s);
     let o = gaussian(&a.view(), 2.5 * s);
