@@ -214,6 +214,25 @@ pub fn analyze<P: PlaneSource + ?Sized>(
     analyze_timed(planes, p, &mut Timings::new())
 }
 
+/// Camera pixels per processing pixel.
+fn factor_of(processing_mm_per_px: f64, cam_mm: f64) -> usize {
+    ((processing_mm_per_px / cam_mm).floor() as usize).max(1)
+}
+
+/// The factor [`analyze`] will reduce a `w`×`h` photo by with parameters `p` (the
+/// `processing.factor` of its result), and the clipping limits it reduces with; None when the
+/// calibration is not a plausible pixel size (the analysis then refuses the photo). Lets a
+/// caller make that reduction together with another one in one pass
+/// ([`PlaneSource::reduce_two`]).
+pub fn processing_reduction(p: &AnalyzeParams, w: usize, h: usize) -> Option<(usize, f32, f32)> {
+    let cam_mm = match p.calibration.mm_per_px {
+        Some(v) if v.is_finite() && v > 0.0 && v < 10.0 => v,
+        Some(_) => return None,
+        None => p.assumed_field_mm / w.max(h).max(1) as f64,
+    };
+    Some((factor_of(p.processing_mm_per_px, cam_mm), FLOOR, CEIL))
+}
+
 /// [`analyze`], adding the wall time of each stage to `t`: normalise, intrinsics, light (the
 /// band-pass filters and structure tensor of the azimuth estimate), relief, segment, measure.
 pub fn analyze_timed<P: PlaneSource + ?Sized>(
@@ -254,7 +273,7 @@ pub fn analyze_timed<P: PlaneSource + ?Sized>(
             }
         }
     }
-    let factor = ((p.processing_mm_per_px / cam_mm).floor() as usize).max(1);
+    let factor = factor_of(p.processing_mm_per_px, cam_mm);
     let unit = cam_mm * factor as f64;
     let min_side = 32;
     if w / factor < min_side || h / factor < min_side {

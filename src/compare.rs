@@ -8,9 +8,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::analyze::{analyze, Analysis, AnalysisError, AnalyzeParams, Calibration};
-use crate::load::PlaneSource;
+use crate::analyze::{
+    analyze_timed, processing_reduction, Analysis, AnalysisError, AnalyzeParams, Calibration,
+};
+use crate::load::{PlaneSource, Prereduced};
 use crate::register::{register, RegisterError, RegisterParams, Registration, RegistrationPlane};
+use crate::timings::Timings;
 use crate::track::{track_series, Series, SessionInput, TrackParams};
 
 /// Settings of the after photo that differ from the before photo's.
@@ -107,26 +110,66 @@ pub fn compare<P: PlaneSource + ?Sized>(
     rp: &RegisterParams,
     tp: &TrackParams,
 ) -> Result<Comparison, CompareError> {
-    let reg = {
-        let pb = RegistrationPlane::from_planes(before, rp)?;
-        let pa = RegistrationPlane::from_planes(after, rp)?;
-        register(&pb, &pa, rp)?
-    };
-    let ap = after_params(params, &reg, after_opts);
-    let b = analyze(before, params).map_err(CompareError::Before)?;
-    let a = analyze(after, &ap).map_err(CompareError::After)?;
-    let series = track_series(
-        &[
-            session_input(
-                &b,
-                &Registration::identity(),
-                before.width(),
-                before.height(),
-            ),
-            session_input(&a, &reg, after.width(), after.height()),
-        ],
+    compare_timed(
+        before,
+        after,
+        params,
+        after_opts,
+        rp,
         tp,
+        &mut Timings::new(),
+    )
+}
+
+/// [`compare`], adding the wall time of each stage to `t`: reduce (each photo reduced once
+/// for both its registration plane and its analysis), register, the analysis stages of both
+/// photos (summed: the two analyses run side by side), track.
+pub fn compare_timed<P: PlaneSource + ?Sized>(
+    before: &P,
+    after: &P,
+    params: &AnalyzeParams,
+    after_opts: &AfterOptions,
+    rp: &RegisterParams,
+    tp: &TrackParams,
+    t: &mut Timings,
+) -> Result<Comparison, CompareError> {
+    // The after photo's processing scale depends on the registration only when its pixel size
+    // is carried over from a calibrated before photo; the unit scale guessed here is then
+    // nearly always right, and a wrong guess costs a second reduction, not a different result.
+    let guess = after_params(params, &Registration::identity(), after_opts);
+    let ((pb, sb), (pa, sa)) = t.time("reduce", || {
+        rayon::join(
+            || prepare(before, params, rp),
+            || prepare(after, &guess, rp),
+        )
+    });
+    let (pb, pa) = (pb?, pa?);
+    let reg = t.time("register", || register(&pb, &pa, rp))?;
+    drop((pb, pa));
+    let ap = after_params(params, &reg, after_opts);
+    let (mut tb, mut ta) = (Timings::new(), Timings::new());
+    let (b, a) = rayon::join(
+        || analyze_timed(&sb, params, &mut tb),
+        || analyze_timed(&sa, &ap, &mut ta),
     );
+    t.merge(&tb);
+    t.merge(&ta);
+    let b = b.map_err(CompareError::Before)?;
+    let a = a.map_err(CompareError::After)?;
+    let series = t.time("track", || {
+        track_series(
+            &[
+                session_input(
+                    &b,
+                    &Registration::identity(),
+                    before.width(),
+                    before.height(),
+                ),
+                session_input(&a, &reg, after.width(), after.height()),
+            ],
+            tp,
+        )
+    });
     Ok(Comparison {
         registration: reg,
         after_params: ap,
@@ -134,6 +177,32 @@ pub fn compare<P: PlaneSource + ?Sized>(
         after: a,
         series,
     })
+}
+
+/// A photo's registration plane, and the photo with its reduction for an analysis with `p`
+/// already made in the same pass over its samples.
+fn prepare<'a, P: PlaneSource + ?Sized>(
+    photo: &'a P,
+    p: &AnalyzeParams,
+    rp: &RegisterParams,
+) -> (Result<RegistrationPlane, RegisterError>, Prereduced<'a, P>) {
+    let (w, h) = (photo.width(), photo.height());
+    let reg_spec = match RegistrationPlane::reduction(w, h, rp) {
+        Ok(s) => s,
+        Err(e) => return (Err(e), Prereduced::new(photo, (0, 0.0, 0.0), None)),
+    };
+    match processing_reduction(p, w, h) {
+        Some(spec) => {
+            let [reg, ana] = photo.reduce_two(reg_spec, spec);
+            let plane = RegistrationPlane::from_reduced(&reg, reg_spec.0, w, h);
+            (Ok(plane), Prereduced::new(photo, spec, Some(ana)))
+        }
+        None => {
+            let reg = photo.reduce(reg_spec.0, reg_spec.1, reg_spec.2);
+            let plane = RegistrationPlane::from_reduced(&reg, reg_spec.0, w, h);
+            (Ok(plane), Prereduced::new(photo, (0, 0.0, 0.0), None))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -373,18 +373,28 @@ fn select_total(v: &mut [f32], k: usize) -> f32 {
 /// Robust location and scale (median, 1.4826·MAD) of a plane, from a strided subsample so the
 /// cost stays small on large photos.
 pub fn robust_stats(src: &ArrayView2<f32>) -> (f32, f32) {
-    let n = src.len();
-    let step = (n / 200_000).max(1);
-    let mut v: Vec<f32> = match src.as_slice() {
-        Some(s) if step == 1 => s.to_vec(),
-        Some(s) => s.iter().step_by(step).copied().collect(),
-        None => src.iter().step_by(step).copied().collect(),
-    };
+    let mut v = robust_sample(src);
     let med = median(&mut v);
     // The deviations, in place: the median does not depend on their order.
     v.iter_mut().for_each(|x| *x = (*x - med).abs());
     let mad = median(&mut v);
     (med, 1.4826 * mad)
+}
+
+/// The location of [`robust_stats`] alone (the same value), without the cost of the scale.
+pub fn robust_median(src: &ArrayView2<f32>) -> f32 {
+    median(&mut robust_sample(src))
+}
+
+/// The strided subsample [`robust_stats`] works on.
+fn robust_sample(src: &ArrayView2<f32>) -> Vec<f32> {
+    let n = src.len();
+    let step = (n / 200_000).max(1);
+    match src.as_slice() {
+        Some(s) if step == 1 => s.to_vec(),
+        Some(s) => s.iter().step_by(step).copied().collect(),
+        None => src.iter().step_by(step).copied().collect(),
+    }
 }
 
 /// Grey-level erosion (`max == false`) or dilation (`max == true`) with a square of side

@@ -229,6 +229,11 @@ pub trait PlaneSource: Sync {
     /// Block means over `factor`×`factor` blocks, counting as clipped every pixel whose
     /// darkest channel is at most `floor` or whose brightest is at least `ceil`.
     fn reduce(&self, factor: usize, floor: f32, ceil: f32) -> Reduced;
+    /// Two reductions, each (factor, floor, ceil) as in [`PlaneSource::reduce`] and the same
+    /// values; a decoded photo makes both in one pass over its samples.
+    fn reduce_two(&self, a: (usize, f32, f32), b: (usize, f32, f32)) -> [Reduced; 2] {
+        [self.reduce(a.0, a.1, a.2), self.reduce(b.0, b.1, b.2)]
+    }
 }
 
 impl PlaneSource for RgbPlanes {
@@ -271,16 +276,76 @@ impl PlaneSource for DecodedPhoto {
     }
 
     fn reduce(&self, factor: usize, floor: f32, ceil: f32) -> Reduced {
-        let v = Reduce {
-            factor: factor.max(1),
-            floor,
-            ceil,
-        };
-        visit_samples(&self.image, self.orientation, v).unwrap_or_else(|| Reduced {
-            planes: std::array::from_fn(|_| Array2::zeros((0, 0))),
-            clipped: 0,
-            total: 0,
+        let [r] = self.reduce_many([(factor, floor, ceil)]);
+        r
+    }
+
+    fn reduce_two(&self, a: (usize, f32, f32), b: (usize, f32, f32)) -> [Reduced; 2] {
+        // One pass over the samples, unless the bands holding whole blocks of both would be
+        // so tall that too few of them are left to share between threads.
+        let (fa, fb) = (a.0.max(1), b.0.max(1));
+        if fa / gcd(fa, fb) * fb <= 64 {
+            self.reduce_many([a, b])
+        } else {
+            [self.reduce(a.0, a.1, a.2), self.reduce(b.0, b.1, b.2)]
+        }
+    }
+}
+
+impl DecodedPhoto {
+    /// Reductions (factor, floor, ceil) made in one pass over the samples.
+    fn reduce_many<const N: usize>(&self, specs: [(usize, f32, f32); N]) -> [Reduced; N] {
+        visit_samples(&self.image, self.orientation, ReduceMany { specs }).unwrap_or_else(|| {
+            std::array::from_fn(|_| Reduced {
+                planes: std::array::from_fn(|_| Array2::zeros((0, 0))),
+                clipped: 0,
+                total: 0,
+            })
         })
+    }
+}
+
+/// A photo with one reduction already made (e.g. together with another one by
+/// [`PlaneSource::reduce_two`]): the first request for exactly that reduction gets it; any
+/// other request, or a repeated one, is reduced from the photo.
+pub struct Prereduced<'a, P: ?Sized> {
+    source: &'a P,
+    spec: (usize, f32, f32),
+    reduced: std::sync::Mutex<Option<Reduced>>,
+}
+
+impl<'a, P: PlaneSource + ?Sized> Prereduced<'a, P> {
+    /// `reduced` must be `source.reduce(spec.0, spec.1, spec.2)` (None: nothing kept, every
+    /// request goes to `source`).
+    pub fn new(source: &'a P, spec: (usize, f32, f32), reduced: Option<Reduced>) -> Self {
+        Prereduced {
+            source,
+            spec,
+            reduced: std::sync::Mutex::new(reduced),
+        }
+    }
+}
+
+impl<P: PlaneSource + ?Sized> PlaneSource for Prereduced<'_, P> {
+    fn width(&self) -> usize {
+        self.source.width()
+    }
+
+    fn height(&self) -> usize {
+        self.source.height()
+    }
+
+    fn reduce(&self, factor: usize, floor: f32, ceil: f32) -> Reduced {
+        let (f, lo, hi) = self.spec;
+        let same = f.max(1) == factor.max(1)
+            && lo.to_bits() == floor.to_bits()
+            && hi.to_bits() == ceil.to_bits();
+        let kept = if same {
+            self.reduced.lock().ok().and_then(|mut r| r.take())
+        } else {
+            None
+        };
+        kept.unwrap_or_else(|| self.source.reduce(factor, floor, ceil))
     }
 }
 
@@ -859,20 +924,17 @@ impl<T: Copy, F: Fn(T) -> f32> Samples<'_, T, F> {
     /// Add oriented row `oy` into block sums: output pixel `x` goes to `r[x / factor]` (and
     /// `g`, `b`), in increasing `x`, so each sum sees the same additions in the same order as
     /// converting the row with [`Samples::row`] first. Returns the row's pixels with a channel
-    /// at or below `limits.0` or at or above `limits.1` (clipped).
-    fn accumulate_row(
+    /// at or below `limits.0` or at or above `limits.1` (clipped). With `KEEP`, the converted
+    /// row is also left in `keep` (R, G, B; each `walk.out_w` long), for another reduction.
+    fn accumulate_row<const KEEP: bool>(
         &self,
         oy: usize,
-        factor: usize,
-        limits: (f32, f32),
-        r: &mut [f32],
-        g: &mut [f32],
-        b: &mut [f32],
+        sums: BlockSums<'_>,
+        keep: [&mut [f32]; 3],
     ) -> usize {
         let (walk, channels, src, f) = (&self.walk, self.channels, self.src, &self.to_linear);
         let (ow, grey) = (walk.out_w, channels < 3);
         let row_start = walk.start + oy as isize * walk.dy;
-        let sums = (factor, limits, r, g, b);
         // Indices as in `row`: in [0, n) by construction of `SourceWalk`.
         if walk.dx == 1 || walk.dx == -1 {
             let first = if walk.dx == 1 {
@@ -882,16 +944,16 @@ impl<T: Copy, F: Fn(T) -> f32> Samples<'_, T, F> {
             } as usize;
             let row = src[first * channels..(first + ow) * channels].chunks_exact(channels);
             if walk.dx == 1 {
-                accumulate(row, grey, f, sums)
+                accumulate::<_, _, _, KEEP>(row, grey, f, sums, keep)
             } else {
-                accumulate(row.rev(), grey, f, sums)
+                accumulate::<_, _, _, KEEP>(row.rev(), grey, f, sums, keep)
             }
         } else {
             let pixels = (0..ow).map(|ox| {
                 let i = (row_start + ox as isize * walk.dx) as usize * channels;
                 &src[i..i + channels]
             });
-            accumulate(pixels, grey, f, sums)
+            accumulate::<_, _, _, KEEP>(pixels, grey, f, sums, keep)
         }
     }
 }
@@ -907,16 +969,23 @@ type BlockSums<'a> = (
 
 /// Block sums of one row of pixels (see [`Samples::accumulate_row`]).
 #[inline]
-fn accumulate<'a, T, F, I>(pixels: I, grey: bool, f: &F, sums: BlockSums<'_>) -> usize
+fn accumulate<'a, T, F, I, const KEEP: bool>(
+    pixels: I,
+    grey: bool,
+    f: &F,
+    sums: BlockSums<'_>,
+    keep: [&mut [f32]; 3],
+) -> usize
 where
     T: Copy + 'a,
     F: Fn(T) -> f32,
     I: Iterator<Item = &'a [T]>,
 {
     let (factor, (floor, ceil), r, g, b) = sums;
+    let [kr, kg, kb] = keep;
     let mut clipped = 0;
     let (mut k, mut n) = (0, 0);
-    for px in pixels {
+    for (x, px) in pixels.enumerate() {
         let (vr, vg, vb) = match *px {
             [sr, sg, sb, ..] if !grey => (f(sr), f(sg), f(sb)),
             [s, ..] => {
@@ -939,9 +1008,47 @@ where
             *ag += vg;
             *ab += vb;
         }
+        if KEEP {
+            if let (Some(ar), Some(ag), Some(ab)) = (kr.get_mut(x), kg.get_mut(x), kb.get_mut(x)) {
+                (*ar, *ag, *ab) = (vr, vg, vb);
+            }
+        }
         n += 1;
         if n == factor {
             (k, n) = (k + 1, 0);
+        }
+    }
+    clipped
+}
+
+/// [`accumulate`] of a row already converted (R, G, B): the same sums in the same order.
+fn accumulate_converted(row: [&[f32]; 3], sums: BlockSums<'_>) -> usize {
+    let (factor, (floor, ceil), r, g, b) = sums;
+    let [vr, vg, vb] = row;
+    let clipped = vr
+        .iter()
+        .zip(vg)
+        .zip(vb)
+        .filter(|((r, g), b)| {
+            (**r <= floor)
+                | (**g <= floor)
+                | (**b <= floor)
+                | (**r >= ceil)
+                | (**g >= ceil)
+                | (**b >= ceil)
+        })
+        .count();
+    let blocks = vr
+        .chunks(factor)
+        .zip(vg.chunks(factor))
+        .zip(vb.chunks(factor));
+    for (((cr, cg), cb), ((ar, ag), ab)) in
+        blocks.zip(r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut()))
+    {
+        for ((x, y), z) in cr.iter().zip(cg).zip(cb) {
+            *ar += x;
+            *ag += y;
+            *ab += z;
         }
     }
     clipped
@@ -1036,51 +1143,98 @@ impl SampleVisitor for ToPlanes {
 /// Oriented linear planes averaged over blocks, converted a row at a time: the same sums in
 /// the same order as converting to full planes and then calling
 /// [`crate::filters::downsample`], so the values are bit-identical, without the
-/// full-resolution planes (12 bytes per pixel) ever existing.
-struct Reduce {
-    factor: usize,
-    floor: f32,
-    ceil: f32,
+/// full-resolution planes (12 bytes per pixel) ever existing. `N` reductions (factor, clipping
+/// limits) are made in the same pass, each pixel converted once.
+struct ReduceMany<const N: usize> {
+    specs: [(usize, f32, f32); N],
 }
 
-impl SampleVisitor for Reduce {
-    type Out = Reduced;
-    fn visit<T: Copy + Sync, F: Fn(T) -> f32 + Sync>(self, s: Samples<'_, T, F>) -> Reduced {
-        let Reduce {
-            factor,
-            floor,
-            ceil,
-        } = self;
+/// Block rows of one reduction made from one band of full-resolution rows, and its clipped
+/// pixels.
+type BandRows = (Vec<[Vec<f32>; 3]>, usize);
+
+impl<const N: usize> SampleVisitor for ReduceMany<N> {
+    type Out = [Reduced; N];
+    fn visit<T: Copy + Sync, F: Fn(T) -> f32 + Sync>(self, s: Samples<'_, T, F>) -> [Reduced; N] {
+        let specs = self.specs.map(|(f, lo, hi)| (f.max(1), lo, hi));
         let (w, h) = (s.walk.out_w, s.walk.out_h);
-        let (oh, ow) = (h.div_ceil(factor), w.div_ceil(factor));
-        let rows: Vec<([Vec<f32>; 3], usize)> = (0..oh)
+        // Bands of full-resolution rows that hold whole blocks of every reduction: the least
+        // common multiple of the factors (one band per block row for a single reduction).
+        let band = specs.iter().fold(1, |l, &(f, ..)| l / gcd(l, f) * f);
+        let bands: Vec<[BandRows; N]> = (0..h.div_ceil(band))
             .into_par_iter()
-            .map(|oy| {
-                let (y0, y1) = (oy * factor, ((oy + 1) * factor).min(h));
-                let mut out = [vec![0f32; ow], vec![0f32; ow], vec![0f32; ow]];
-                let mut clipped = 0;
-                let [ar, ag, ab] = &mut out;
+            .map(|c| {
+                let (y0, y1) = (c * band, ((c + 1) * band).min(h));
+                let mut out: [BandRows; N] = specs.map(|(f, ..)| {
+                    let ow = w.div_ceil(f);
+                    let rows = (y1 - y0).div_ceil(f);
+                    let zero = || [vec![0f32; ow], vec![0f32; ow], vec![0f32; ow]];
+                    ((0..rows).map(|_| zero()).collect(), 0)
+                });
+                // The first reduction converts the row; the others add up the converted row.
+                let mut conv = if N > 1 {
+                    [vec![0f32; w], vec![0f32; w], vec![0f32; w]]
+                } else {
+                    [Vec::new(), Vec::new(), Vec::new()]
+                };
                 for y in y0..y1 {
-                    clipped += s.accumulate_row(y, factor, (floor, ceil), ar, ag, ab);
-                }
-                let rows = y1 - y0;
-                for acc in out.iter_mut() {
-                    for (x, a) in acc.iter_mut().enumerate() {
-                        let cols = ((x + 1) * factor).min(w) - x * factor;
-                        *a /= (rows * cols).max(1) as u32 as f32;
+                    for (i, ((rows, clipped), &(f, lo, hi))) in
+                        out.iter_mut().zip(&specs).enumerate()
+                    {
+                        let [r, g, b] = &mut rows[(y - y0) / f];
+                        let sums = (f, (lo, hi), &mut r[..], &mut g[..], &mut b[..]);
+                        *clipped += match (i, N) {
+                            (0, 1) => {
+                                s.accumulate_row::<false>(y, sums, [&mut [], &mut [], &mut []])
+                            }
+                            (0, _) => {
+                                let [cr, cg, cb] = &mut conv;
+                                s.accumulate_row::<true>(y, sums, [cr, cg, cb])
+                            }
+                            _ => {
+                                let [cr, cg, cb] = &conv;
+                                accumulate_converted([cr, cg, cb], sums)
+                            }
+                        };
                     }
                 }
-                (out, clipped)
+                for ((rows, _), &(f, ..)) in out.iter_mut().zip(&specs) {
+                    for (j, row) in rows.iter_mut().enumerate() {
+                        let oy = y0 / f + j;
+                        let n_rows = ((oy + 1) * f).min(h) - oy * f;
+                        for acc in row.iter_mut() {
+                            for (x, a) in acc.iter_mut().enumerate() {
+                                let cols = ((x + 1) * f).min(w) - x * f;
+                                *a /= (n_rows * cols).max(1) as u32 as f32;
+                            }
+                        }
+                    }
+                }
+                out
             })
             .collect();
-        let clipped = rows.iter().map(|(_, c)| c).sum();
-        let planes =
-            std::array::from_fn(|c| Array2::from_shape_fn((oh, ow), |(y, x)| rows[y].0[c][x]));
-        Reduced {
-            planes,
-            clipped,
-            total: w * h,
-        }
+        let mut i = 0;
+        specs.map(|(f, ..)| {
+            let k = i;
+            i += 1;
+            let (oh, ow) = (h.div_ceil(f), w.div_ceil(f));
+            let rows: Vec<&[Vec<f32>; 3]> = bands.iter().flat_map(|b| b[k].0.iter()).collect();
+            Reduced {
+                planes: std::array::from_fn(|c| {
+                    Array2::from_shape_fn((oh, ow), |(y, x)| rows[y][c][x])
+                }),
+                clipped: bands.iter().map(|b| b[k].1).sum(),
+                total: w * h,
+            }
+        })
+    }
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
     }
 }
 
@@ -1699,15 +1853,15 @@ mod tests {
                 (dec.photo.width(), dec.photo.height()),
                 (full.planes.width(), full.planes.height())
             );
+            let bits = |r: &Reduced| -> Vec<u32> {
+                r.planes
+                    .iter()
+                    .flat_map(|p| p.iter().map(|v| v.to_bits()))
+                    .collect()
+            };
             for f in [1, 2, 3, 5] {
                 let a = dec.photo.reduce(f, 1e-6, 0.999);
                 let b = full.planes.reduce(f, 1e-6, 0.999);
-                let bits = |r: &Reduced| -> Vec<u32> {
-                    r.planes
-                        .iter()
-                        .flat_map(|p| p.iter().map(|v| v.to_bits()))
-                        .collect()
-                };
                 assert_eq!(bits(&a), bits(&b), "case {i}, factor {f}");
                 assert_eq!((a.clipped, a.total), (b.clipped, b.total), "case {i}");
                 assert_eq!(
@@ -1720,6 +1874,25 @@ mod tests {
             }
             if i == 0 {
                 assert!(dec.photo.reduce(1, 1e-6, 0.999).clipped > 0);
+            }
+            // Two reductions in one pass give what two passes give, bit for bit, whatever the
+            // factors (sharing bands of rows or not) and limits.
+            for (fa, fb) in [(2, 3), (3, 2), (4, 6), (5, 5), (1, 7), (7, 11)] {
+                let (sa, sb) = ((fa, 1e-6, 0.999), (fb, 0.2, 0.8));
+                let two = dec.photo.reduce_two(sa, sb);
+                let one = [
+                    dec.photo.reduce(fa, sa.1, sa.2),
+                    dec.photo.reduce(fb, sb.1, sb.2),
+                ];
+                for (t, o) in two.iter().zip(&one) {
+                    assert_eq!(bits(t), bits(o), "case {i}, factors {fa} {fb}");
+                    assert_eq!((t.clipped, t.total), (o.clipped, o.total), "case {i}");
+                }
+                // And a kept reduction is handed out once, then made afresh.
+                let kept = Prereduced::new(&dec.photo, sb, Some(two[1].clone()));
+                assert_eq!(bits(&kept.reduce(fb, sb.1, sb.2)), bits(&one[1]));
+                assert_eq!(bits(&kept.reduce(fb, sb.1, sb.2)), bits(&one[1]));
+                assert_eq!(bits(&kept.reduce(fa, sa.1, sa.2)), bits(&one[0]));
             }
         }
     }

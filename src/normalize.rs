@@ -8,7 +8,7 @@
 
 use ndarray::{Array2, Zip};
 
-use crate::filters::{gaussian, robust_stats};
+use crate::filters::{gaussian, robust_median};
 use crate::load::{PlaneSource, Reduced};
 
 /// Optical densities relative to the photo's own healthy skin.
@@ -61,12 +61,12 @@ pub fn normalize_reduced(reduced: Reduced, factor: usize, flat_sigma_px: f32) ->
         .map(|(c, small)| {
             let mut d = small;
             d.par_mapv_inplace(|v| -(v.max(FLOOR)).ln());
-            let (med, _) = robust_stats(&d.view());
+            let med = robust_median(&d.view());
             skin_od[c] = med;
             let field = gaussian(&d.view(), flat_sigma_px);
             Zip::from(&mut d).and(&field).par_for_each(|v, f| *v -= f);
             // The low-pass mixes scars into the reference; the median re-centres healthy skin.
-            let (m, _) = robust_stats(&d.view());
+            let m = robust_median(&d.view());
             // A pixel cannot be more than a few OD off healthy skin; beyond that it is a
             // clipped or quantised-to-zero value, not information.
             d.par_mapv_inplace(|v| (v - m).clamp(-MAX_OD_DEVIATION, MAX_OD_DEVIATION));

@@ -25,7 +25,7 @@ use rustfft::num_complex::Complex32;
 use rustfft::FftPlanner;
 use serde::{Deserialize, Serialize};
 
-use crate::filters::{gaussian, gradient, robust_stats};
+use crate::filters::{gaussian, gradient, robust_median, robust_stats};
 
 /// Where a light direction came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -230,7 +230,7 @@ pub fn relief(
                 }),
         }
         // Slopes of healthy skin average to zero over a photo; remove any bias the model leaves.
-        let (med, _) = robust_stats(&slope.view());
+        let med = robust_median(&slope.view());
         slope.par_mapv_inplace(|v| v - med);
         z = integrate_slope(&slope.view(), az, p.epsilon, p.cutoff_mm / unit_per_px);
         z.par_mapv_inplace(|v| v * gain);

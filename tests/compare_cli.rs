@@ -192,3 +192,48 @@ fn compare_is_deterministic() {
     assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
     assert_eq!(a.stdout, b.stdout);
 }
+
+#[test]
+fn compare_timings_name_every_stage_on_stderr_and_leave_the_document_unchanged() {
+    let dir = TempDir::new().expect("temp dir");
+    let study = Path::new("fixtures/study/S01");
+    let run = |out: &Path, timings: bool| {
+        let mut c = scarscope();
+        c.arg("compare")
+            .arg(study.join("s1/left_cheek.jpg"))
+            .arg(study.join("s2/left_cheek.jpg"))
+            .arg("--out")
+            .arg(out);
+        if timings {
+            c.arg("--timings");
+        }
+        let o = c.output().expect("runs");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let (plain, timed) = (dir.path().join("a.json"), dir.path().join("b.json"));
+    assert!(!run(&plain, false).contains("stages_s"));
+    let err = run(&timed, true);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .expect("a JSON line of timings");
+    let v: serde_json::Value = serde_json::from_str(line).expect("timings parse");
+    for stage in [
+        "decode",
+        "reduce",
+        "register",
+        "normalise",
+        "segment",
+        "track",
+        "report",
+        "write",
+    ] {
+        let t = v["stages_s"][stage].as_f64();
+        assert!(t.is_some_and(|t| t >= 0.0), "stage {stage} in {line}");
+    }
+    assert_eq!(
+        std::fs::read(&plain).expect("plain"),
+        std::fs::read(&timed).expect("timed")
+    );
+}

@@ -8,13 +8,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use scarscope::compare::{compare, AfterOptions};
+use scarscope::compare::{compare_timed, AfterOptions};
 use scarscope::load::{decode_path, LoadLimits};
 use scarscope::register::RegisterParams;
 use scarscope::report::compare::{compare_doc, draw_compare_overlay, CompareParameters, Pair};
 use scarscope::report::html::compare_page;
 use scarscope::report::overlay::write_png;
 use scarscope::report::{to_json_bytes, write_atomic};
+use scarscope::timings::Timings;
 use scarscope::track::TrackParams;
 
 use super::analyze::{
@@ -73,6 +74,10 @@ pub struct CompareArgs {
     /// Refuse photos with more pixels than this, megapixels, before decoding them.
     #[arg(long, value_name = "N", default_value_t = 100.0, value_parser = parse_megapixels)]
     max_megapixels: f64,
+    /// Print per-stage wall times as one JSON line on standard error (stages of the two
+    /// photos summed).
+    #[arg(long)]
+    timings: bool,
 }
 
 /// Run `compare`.
@@ -89,30 +94,43 @@ pub fn run(a: CompareArgs) -> anyhow::Result<ExitCode> {
     };
     let rp = RegisterParams::default();
     let tp = TrackParams::default();
+    let mut t = Timings::new();
     let work = || -> Result<_, String> {
-        // Decoded samples only: the stages reduce them to their scales in one pass each, and
-        // full-resolution planes exist only for the overlay, if one is asked for.
-        let b = decode_path(&a.before, &limits).map_err(|e| e.to_string())?;
-        let f = decode_path(&a.after, &limits).map_err(|e| e.to_string())?;
-        let c = compare(&b.photo, &f.photo, &params, &after_opts, &rp, &tp)
+        // Decoded samples only, each photo decoded once (both at the same time: decoding is
+        // serial): the stages reduce them to their scales, and full-resolution planes exist
+        // only for the overlay, if one is asked for.
+        let (b, f) = t.time("decode", || {
+            rayon::join(
+                || decode_path(&a.before, &limits),
+                || decode_path(&a.after, &limits),
+            )
+        });
+        let b = b.map_err(|e| e.to_string())?;
+        let f = f.map_err(|e| e.to_string())?;
+        let c = compare_timed(&b.photo, &f.photo, &params, &after_opts, &rp, &tp, &mut t)
             .map_err(|e| format!("{} vs {}: {e}", a.before.display(), a.after.display()))?;
-        let doc = compare_doc(
-            Pair {
-                before: &b.meta,
-                after: &f.meta,
-            },
-            CompareParameters {
-                analysis: Pair {
-                    before: params.clone(),
-                    after: c.after_params.clone(),
+        let doc = t.time("report", || {
+            compare_doc(
+                Pair {
+                    before: &b.meta,
+                    after: &f.meta,
                 },
-                registration: rp.clone(),
-                tracking: tp.clone(),
-            },
-            &c,
-        );
-        let ov = (a.overlay.is_some() || a.html.is_some())
-            .then(|| draw_compare_overlay(&b.photo.to_planes(), &f.photo.to_planes(), &doc));
+                CompareParameters {
+                    analysis: Pair {
+                        before: params.clone(),
+                        after: c.after_params.clone(),
+                    },
+                    registration: rp.clone(),
+                    tracking: tp.clone(),
+                },
+                &c,
+            )
+        });
+        let ov = (a.overlay.is_some() || a.html.is_some()).then(|| {
+            t.time("overlay", || {
+                draw_compare_overlay(&b.photo.to_planes(), &f.photo.to_planes(), &doc)
+            })
+        });
         Ok((doc, ov))
     };
     let (doc, overlay) = match catch_unwind(AssertUnwindSafe(work)) {
@@ -148,6 +166,7 @@ pub fn run(a: CompareArgs) -> anyhow::Result<ExitCode> {
         eprintln!("warning: {w}");
     }
     let mut failed = false;
+    let t0 = std::time::Instant::now();
     match to_json_bytes(&doc) {
         Ok(bytes) => match a.out.as_ref().filter(|p| p.as_os_str() != "-") {
             Some(p) => {
@@ -183,6 +202,10 @@ pub fn run(a: CompareArgs) -> anyhow::Result<ExitCode> {
             eprintln!("error: {e}");
             failed = true;
         }
+    }
+    if a.timings {
+        t.add("write", t0.elapsed().as_secs_f64());
+        eprintln!("{}", t.to_json_line());
     }
     Ok(if failed {
         ExitCode::from(1)
