@@ -4,14 +4,17 @@
 //! Sessions are often framed and lit differently. Unless told otherwise, the after photo is
 //! analysed with the before photo's settings carried through the registration: its pixel size
 //! is the before pixel size times the registration's scale, and a given light azimuth turns
-//! with the registration's rotation (elevation and ambient stay).
+//! with the registration's rotation (elevation and ambient stay). Each tracked scar's change
+//! is measured over the common support of the two photos ([`crate::change`]); the relief maps
+//! that needs are kept only while tracking runs.
 
 use serde::{Deserialize, Serialize};
 
-use crate::analyze::{analyze, Analysis, AnalysisError, AnalyzeParams, Calibration};
+use crate::analyze::{analyze_keeping_relief, Analysis, AnalysisError, AnalyzeParams, Calibration};
+use crate::change::SessionMaps;
 use crate::load::PlaneSource;
 use crate::register::{register, RegisterError, RegisterParams, Registration, RegistrationPlane};
-use crate::track::{track_series, Series, SessionInput, TrackParams};
+use crate::track::{track_series_with_maps, Series, SessionInput, TrackParams};
 
 /// Settings of the after photo that differ from the before photo's.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -113,9 +116,10 @@ pub fn compare<P: PlaneSource + ?Sized>(
         register(&pb, &pa, rp)?
     };
     let ap = after_params(params, &reg, after_opts);
-    let b = analyze(before, params).map_err(CompareError::Before)?;
-    let a = analyze(after, &ap).map_err(CompareError::After)?;
-    let series = track_series(
+    // The relief maps live only for the paired measurement of the changes.
+    let (b, rb) = analyze_keeping_relief(before, params).map_err(CompareError::Before)?;
+    let (a, ra) = analyze_keeping_relief(after, &ap).map_err(CompareError::After)?;
+    let series = track_series_with_maps(
         &[
             session_input(
                 &b,
@@ -125,8 +129,13 @@ pub fn compare<P: PlaneSource + ?Sized>(
             ),
             session_input(&a, &reg, after.width(), after.height()),
         ],
+        &[
+            Some(SessionMaps::new(&b, &rb)),
+            Some(SessionMaps::new(&a, &ra)),
+        ],
         tp,
     );
+    drop((rb, ra));
     Ok(Comparison {
         registration: reg,
         after_params: ap,
