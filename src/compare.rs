@@ -204,10 +204,11 @@ mod tests {
         assert_eq!(null.one_track_id, null.detected_throughout);
     }
 
-    /// Change-measurement targets of the issue. They fail today because single-photo depth and
-    /// area errors (README: median relative area error 0.41–0.47) do not cancel between
-    /// sessions lit differently: measured 0.71 (depth Spearman), 0.53 (area), 0.82 (sign) on
-    /// seeds 500–503. Run with `cargo test --release -- --ignored` after analysis improves.
+    /// Change-measurement targets of the issue. They still fail with the paired measurement:
+    /// the relief map of one scar differs between photos lit differently (null series: paired
+    /// depth log-ratio σ 0.26, see the README), which a common support cannot cancel.
+    /// Measured on seeds 500–505 (`compare_accuracy 6`): 0.69 (depth Spearman), 0.71 (area),
+    /// 59/66 (sign). Run with `cargo test --release -- --ignored` after the relief improves.
     #[test]
     #[ignore = "fails on single-photo measurement accuracy, not tracking; figures in the README"]
     fn phantom_series_change_estimates_meet_the_issue_targets() {
