@@ -881,6 +881,53 @@ mod tests {
         assert!((c.depth_change_pct.unwrap() + 60.0).abs() < 1e-9);
     }
 
+    /// Relief (mm) and labels on a 200×150 processing grid (factor 2, 0.1 mm per processing
+    /// pixel) with one Gaussian pit of footprint radius 15 px at (50, 50).
+    fn pit_maps(depth: f64) -> (ndarray::Array2<f32>, ndarray::Array2<u32>) {
+        let k = std::f64::consts::LN_10 / (15.0f64 * 15.0);
+        let g = |y: usize, x: usize| {
+            (-k * ((x as f64 - 50.0).powi(2) + (y as f64 - 50.0).powi(2))).exp()
+        };
+        (
+            ndarray::Array2::from_shape_fn((150, 200), |(y, x)| (-depth * g(y, x)) as f32),
+            ndarray::Array2::from_shape_fn((150, 200), |(y, x)| u32::from(g(y, x) > 0.1)),
+        )
+    }
+
+    #[test]
+    fn with_relief_maps_the_change_is_measured_paired_not_from_the_single_photo_figures() {
+        // The single-photo figures say 0.3 mm in both sessions; the relief maps say the scar
+        // became 0.08 mm deep.
+        let mut s0 = [scar(1, 101.0, 101.0, 3.0, 0.3)];
+        s0[0].bbox_px = [70, 70, 131, 131];
+        let s1 = s0.clone();
+        let (z0, l0) = pit_maps(0.3);
+        let (z1, l1) = pit_maps(0.08);
+        let labels = [1u32];
+        let sessions = [session(&s0, 0.0), session(&s1, 0.0)];
+        let p = TrackParams::default();
+        let maps = [(&z0, &l0), (&z1, &l1)].map(|(z, l)| {
+            Some(SessionMaps {
+                height: z.view(),
+                labels: l.view(),
+                scar_labels: &labels,
+                factor: 2,
+                unit_per_px: 0.1,
+            })
+        });
+        let paired = track_series_with_maps(&sessions, &maps, &p);
+        let c = paired.tracks[0].changes[1].as_ref().expect("change");
+        assert_eq!(c.basis.method, "paired");
+        assert!((c.depth_change_mm.unwrap() + 0.22).abs() < 0.01, "{c:?}");
+        assert!(c.area_change_pct.unwrap().abs() < 5.0, "{c:?}");
+        assert_eq!(paired.tracks[0].status[1], Some(Status::Improved));
+        let single = track_series(&sessions, &p);
+        let c = single.tracks[0].changes[1].as_ref().expect("change");
+        assert_eq!(c.basis.method, "single_photo");
+        assert_eq!(c.depth_change_mm, Some(0.0));
+        assert_eq!(single.tracks[0].status[1], Some(Status::Stable));
+    }
+
     #[test]
     fn a_scar_outside_the_later_frame_is_out_of_view_not_resolved() {
         let s0 = [scar(1, 390.0, 100.0, 2.0, 0.3)];
