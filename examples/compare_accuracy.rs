@@ -1,6 +1,7 @@
 //! Tracking accuracy on phantom series: `cargo run --release --example compare_accuracy [N] [null]`.
 //! N three-session subjects (900×700, 20 px/mm); `null` renders null series (no treatment).
-//! Light given (truth) unless LIGHT=estimated; K=<k_sigma> overrides the status threshold.
+//! Light given (truth) unless LIGHT=estimated; K=<k_sigma> overrides the status threshold;
+//! SEED=<first seed> (default 500) checks other subjects.
 use scarscope::eval::{score_phantom_series, spearman, SeriesScores};
 use scarscope::phantom::{Subject, SubjectConfig};
 use scarscope::register::RegisterParams;
@@ -18,8 +19,12 @@ fn main() {
     if let Some(k) = std::env::var("K").ok().and_then(|v| v.parse().ok()) {
         tp.k_sigma = k;
     }
+    let first: u64 = std::env::var("SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
     let mut total = SeriesScores::default();
-    for seed in 500..500 + n {
+    for seed in first..first + n {
         let cfg = SubjectConfig {
             width: 900,
             height: 700,

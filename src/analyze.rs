@@ -2,6 +2,7 @@
 //! normalize → intrinsics → (light estimate) → relief → segment → measure — and returns the
 //! scars, the light and calibration used, a summary and the warnings a reader must see.
 
+use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 use crate::intrinsics::{separate, Intrinsics};
@@ -240,6 +241,84 @@ pub fn analyze_timed<P: PlaneSource + ?Sized>(
     p: &AnalyzeParams,
     t: &mut Timings,
 ) -> Result<Analysis, AnalysisError> {
+    analyze_inner(planes, p, t, false).map(|(a, _)| a)
+}
+
+/// The relief map of one analysis at processing resolution, kept on request
+/// ([`analyze_keeping_relief`]) so that two sessions can be measured over the same support
+/// ([`crate::change`]). Small next to the photo (one f32 per processing pixel); callers keep
+/// it only while they compare.
+#[derive(Debug, Clone)]
+pub struct ReliefMap {
+    /// Height, up positive, in mm (assumed mm when uncalibrated), one value per processing
+    /// pixel (the grid of `Analysis::regions.labels`).
+    pub height: Array2<f32>,
+    /// Label in `Analysis::regions.labels` of each scar, parallel to `Analysis::scars`.
+    pub scar_labels: Vec<u32>,
+}
+
+/// [`analyze`], also returning the relief map the scars were measured on.
+pub fn analyze_keeping_relief<P: PlaneSource + ?Sized>(
+    planes: &P,
+    p: &AnalyzeParams,
+) -> Result<(Analysis, ReliefMap), AnalysisError> {
+    analyze_keeping_relief_timed(planes, p, &mut Timings::new())
+}
+
+/// [`analyze_keeping_relief`], adding the wall time of each stage to `t`.
+///
+/// # Errors
+///
+/// As [`analyze`].
+pub fn analyze_keeping_relief_timed<P: PlaneSource + ?Sized>(
+    planes: &P,
+    p: &AnalyzeParams,
+    t: &mut Timings,
+) -> Result<(Analysis, ReliefMap), AnalysisError> {
+    let (a, height) = analyze_inner(planes, p, t, true)?;
+    let scar_labels = scar_labels(&a.scars, &a.regions.labels, a.processing.factor);
+    let height = height.unwrap_or_else(|| Array2::zeros(a.regions.labels.dim()));
+    Ok((
+        a,
+        ReliefMap {
+            height,
+            scar_labels,
+        },
+    ))
+}
+
+/// Label of each scar: the label covering most of its bounding box (a footprint lies inside
+/// its label's region and fills most of its box; labels are not kept by measurement).
+fn scar_labels(scars: &[Scar], labels: &Array2<u32>, factor: usize) -> Vec<u32> {
+    let (h, w) = labels.dim();
+    scars
+        .iter()
+        .map(|s| {
+            let f = factor.max(1);
+            let [x0, y0, x1, y1] = s.bbox_px.map(|v| v as usize / f);
+            let mut counts: std::collections::BTreeMap<u32, usize> = Default::default();
+            for y in y0..=y1.min(h.saturating_sub(1)) {
+                for x in x0..=x1.min(w.saturating_sub(1)) {
+                    let l = labels[[y, x]];
+                    if l != 0 {
+                        *counts.entry(l).or_default() += 1;
+                    }
+                }
+            }
+            counts
+                .into_iter()
+                .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+                .map_or(0, |(l, _)| l)
+        })
+        .collect()
+}
+
+fn analyze_inner<P: PlaneSource + ?Sized>(
+    planes: &P,
+    p: &AnalyzeParams,
+    t: &mut Timings,
+    keep_relief: bool,
+) -> Result<(Analysis, Option<Array2<f32>>), AnalysisError> {
     check_params(p)?;
     let (w, h) = (planes.width(), planes.height());
     let calibrated = p.calibration.mm_per_px.is_some();
@@ -374,7 +453,8 @@ pub fn analyze_timed<P: PlaneSource + ?Sized>(
     });
     warnings.extend(empty_result_warning(scars.len(), low_relief));
     let summary = summarize(&scars, calibrated);
-    Ok(Analysis {
+    let kept = keep_relief.then_some(rel.height);
+    let analysis = Analysis {
         scars,
         light,
         calibration: Calibration {
@@ -398,7 +478,8 @@ pub fn analyze_timed<P: PlaneSource + ?Sized>(
         warnings,
         regions,
         intrinsics: intr,
-    })
+    };
+    Ok((analysis, kept))
 }
 
 /// Segmentation parameters of an analysis at `unit` mm per processing pixel: detection

@@ -553,14 +553,14 @@ impl SeriesScores {
 
 /// Render every session of a phantom subject, analyse each (calibration from the truth, the
 /// light given from the truth when `light_given`), register sessions 1.. onto session 0, track
-/// and score the series. Panics only on a phantom that cannot be rendered or analysed.
+/// (changes measured paired, as `compare` does) and score the series. Panics only on a phantom that cannot be rendered or analysed.
 pub fn score_phantom_series(
     s: &crate::phantom::Subject,
     light_given: bool,
     rp: &crate::register::RegisterParams,
     tp: &crate::track::TrackParams,
 ) -> SeriesScores {
-    use crate::analyze::{analyze, AnalyzeParams, Calibration};
+    use crate::analyze::{analyze_keeping_relief, AnalyzeParams, Calibration};
     use crate::register::{register, Registration, RegistrationPlane};
     let (mut truths, mut analyses, mut regs, mut base) = (vec![], vec![], vec![], None);
     for k in 0..s.sessions.len() {
@@ -581,7 +581,7 @@ pub fn score_phantom_series(
             light_elevation_deg: light_given.then_some(truth.light.elevation_deg),
             ..Default::default()
         };
-        analyses.push(analyze(&planes, &p).expect("phantom analyses"));
+        analyses.push(analyze_keeping_relief(&planes, &p).expect("phantom analyses"));
         let plane = RegistrationPlane::from_planes(&planes, rp).expect("registration plane");
         match &base {
             None => {
@@ -595,12 +595,16 @@ pub fn score_phantom_series(
     let inputs: Vec<_> = analyses
         .iter()
         .zip(&regs)
-        .map(|(a, r)| crate::compare::session_input(a, r, s.width, s.height))
+        .map(|((a, _), r)| crate::compare::session_input(a, r, s.width, s.height))
         .collect();
-    let series = crate::track::track_series(&inputs, tp);
+    let maps: Vec<_> = analyses
+        .iter()
+        .map(|(a, m)| Some(crate::change::SessionMaps::new(a, m)))
+        .collect();
+    let series = crate::track::track_series_with_maps(&inputs, &maps, tp);
     let found: Vec<Vec<ScarObs>> = analyses
         .iter()
-        .map(|a| a.scars.iter().map(ScarObs::from).collect())
+        .map(|(a, _)| a.scars.iter().map(ScarObs::from).collect())
         .collect();
     evaluate_series(&truths, &found, &series)
 }

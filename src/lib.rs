@@ -17,6 +17,7 @@
 
 pub mod analyze;
 pub mod batch;
+pub mod change;
 pub mod compare;
 pub mod error;
 pub mod eval;

@@ -8,15 +8,23 @@
 //! left without a track starts a new one; a track left without a scar is resolved where the
 //! session shows its skin, and out of view where it does not.
 //!
+//! Changes: where both sessions' relief maps are given ([`track_series_with_maps`], as
+//! `compare` does), the two scars are measured over their common support
+//! ([`crate::change`]): the same reference ring, the same footprint rule; the later area is the
+//! baseline footprint scaled by the ratio of effective areas (volume / depth). Otherwise
+//! (`batch`) each session's single-photo figures are subtracted.
+//!
 //! Status rule (also in the README): a change counts only when it exceeds `k_sigma` times its
-//! combined one-σ uncertainty √(σ_before² + σ_after²). Depth uses each scar's stated
+//! combined one-σ uncertainty √(σ_before² + σ_after²). Depth uses, paired, each session's ring
+//! noise ⊕ `depth_rel_uncertainty` × depth, single-photo each scar's stated
 //! `depth_uncertainty_mm`; area uses a boundary uncertainty of one processing pixel along the
-//! perimeter (at least the registration residual) plus a relative repeatability term.
+//! perimeter plus a relative repeatability term.
 //! Improved: depth or area decreased significantly and neither increased significantly;
 //! worsened: the mirror image; anything else: stable.
 
 use serde::{Deserialize, Serialize};
 
+use crate::change::{measure_pair, PairedMeasure, SessionMaps, SupportMeasure};
 use crate::measure::Scar;
 use crate::register::Affine;
 
@@ -46,6 +54,9 @@ pub struct TrackParams {
     pub k_sigma: f64,
     /// Relative one-σ repeatability of a scar's area between sessions.
     pub area_rel_uncertainty: f64,
+    /// Relative one-σ repeatability of a paired depth between sessions lit differently (the
+    /// shading model's error, beyond the ring noise measured per scar).
+    pub depth_rel_uncertainty: f64,
     /// Smallest gate radius, mm (uncalibrated: 1 % of the baseline diagonal).
     pub min_gate_mm: f64,
     /// Registration residuals added to the gate.
@@ -59,6 +70,7 @@ impl Default for TrackParams {
         TrackParams {
             k_sigma: 2.0,
             area_rel_uncertainty: 0.25,
+            depth_rel_uncertainty: 0.25,
             min_gate_mm: 0.75,
             gate_residuals: 3.0,
             size_weight: 0.15,
@@ -136,6 +148,24 @@ pub struct Change {
     pub area_change_px: f64,
     /// Depth change in baseline pixels.
     pub depth_change_px: f64,
+    /// The figures the changes are differences of.
+    pub basis: ChangeBasis,
+}
+
+/// How a change was measured, and the before and after figures it is the difference of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ChangeBasis {
+    /// "paired" (both photos measured over the same support, see the README) or
+    /// "single_photo" (each scar's own analysis figures).
+    pub method: String,
+    /// Area before, mm² (the after area is before + change).
+    pub area_before_mm2: Option<f64>,
+    /// Area after, mm².
+    pub area_after_mm2: Option<f64>,
+    /// Maximum depth before, mm.
+    pub depth_before_mm: Option<f64>,
+    /// Maximum depth after, mm.
+    pub depth_after_mm: Option<f64>,
 }
 
 /// One observation of a track in a session.
@@ -252,8 +282,20 @@ fn in_view(s: &SessionInput, q: [f64; 2]) -> bool {
     p[0] >= -0.5 && p[1] >= -0.5 && p[0] <= s.width as f64 - 0.5 && p[1] <= s.height as f64 - 0.5
 }
 
-/// Follow the scars of `sessions` (session 0 is the baseline) and classify every change.
+/// Follow the scars of `sessions` (session 0 is the baseline) and classify every change,
+/// each scar measured by its own session's analysis.
 pub fn track_series(sessions: &[SessionInput], p: &TrackParams) -> Series {
+    track_series_with_maps(sessions, &[], p)
+}
+
+/// [`track_series`], measuring each change over the common support of the two sessions
+/// ([`crate::change`]) where both sessions' maps are given (`maps` parallel to `sessions`,
+/// shorter or `None` where a session has none: its changes use the single-photo figures).
+pub fn track_series_with_maps(
+    sessions: &[SessionInput],
+    maps: &[Option<SessionMaps>],
+    p: &TrackParams,
+) -> Series {
     let n_ses = sessions.len();
     if n_ses == 0 {
         return Series {
@@ -337,13 +379,7 @@ pub fn track_series(sessions: &[SessionInput], p: &TrackParams) -> Series {
                 let o = t.obs[k].as_ref();
                 let (st, ch) = match (b, o) {
                     (Some(b), Some(a)) if k > 0 => {
-                        let ch = change(
-                            &sessions[0].scars[b.index],
-                            &sessions[0],
-                            &sessions[k].scars[a.index],
-                            &sessions[k],
-                            p.area_rel_uncertainty,
-                        );
+                        let ch = change_of(sessions, maps, k, b.index, a.index, p);
                         (Some(classify(&ch, p.k_sigma)), Some(ch.0))
                     }
                     (Some(_), Some(_)) => (None, None),
@@ -393,15 +429,116 @@ pub fn track_series(sessions: &[SessionInput], p: &TrackParams) -> Series {
     Series { tracks, summaries }
 }
 
-/// Change after − before, plus the one-σ uncertainties (depth px, area px) used by the rule.
-fn change(
-    b: &Scar,
-    bs: &SessionInput,
-    a: &Scar,
-    as_: &SessionInput,
-    rel: f64,
+/// Change of scar `bi` of the baseline to scar `ai` of session `k`: paired where both
+/// sessions have maps and the pair can be measured, otherwise from the single-photo figures.
+fn change_of(
+    sessions: &[SessionInput],
+    maps: &[Option<SessionMaps>],
+    k: usize,
+    bi: usize,
+    ai: usize,
+    p: &TrackParams,
 ) -> (Change, f64, f64) {
-    let sc = as_.to_baseline.scale();
+    let (bs, ks) = (&sessions[0], &sessions[k]);
+    let (b, a) = (&bs.scars[bi], &ks.scars[ai]);
+    let sc = ks.to_baseline.scale();
+    let paired = match (maps.first(), maps.get(k)) {
+        (Some(Some(m0)), Some(Some(mk))) => {
+            measure_pair(m0, bi, mk, ai, &ks.to_baseline, b.bbox_px, a.bbox_px).map(|pm| {
+                let calibrated = bs.mm_per_px.is_some() && ks.mm_per_px.is_some();
+                paired_sides(&pm, [m0, mk], sc, calibrated, p.depth_rel_uncertainty)
+            })
+        }
+        _ => None,
+    };
+    match paired {
+        Some(sides) => change(b, a, sides, "paired", p.area_rel_uncertainty),
+        None => change(
+            b,
+            a,
+            [single_side(b, bs, 1.0), single_side(a, ks, sc)],
+            "single_photo",
+            p.area_rel_uncertainty,
+        ),
+    }
+}
+
+/// One side of a change: the figures of one session's scar, baseline pixels for px units.
+#[derive(Debug, Clone, Copy)]
+struct Side {
+    area_mm2: Option<f64>,
+    area_px: f64,
+    depth_mm: Option<f64>,
+    depth_px: f64,
+    mean_depth_mm: Option<f64>,
+    volume_mm3: Option<f64>,
+    /// One-σ depth uncertainty, mm.
+    depth_unc_mm: Option<f64>,
+    /// One-σ depth uncertainty, baseline px.
+    depth_unc_px: f64,
+    /// Step of the outline (one processing pixel), baseline pixels.
+    edge_px: f64,
+    /// The same in mm (None when uncalibrated).
+    edge_mm: Option<f64>,
+}
+
+/// A scar as the single-photo analysis measured it; `sc` = baseline px per session px.
+fn single_side(s: &Scar, ses: &SessionInput, sc: f64) -> Side {
+    let rel = match (s.depth_uncertainty_mm, s.depth_mm) {
+        (Some(u), Some(d)) if d > 0.0 => u / d,
+        _ => 0.5,
+    };
+    Side {
+        area_mm2: s.area_mm2,
+        area_px: s.area_px * sc * sc,
+        depth_mm: s.depth_mm,
+        depth_px: s.depth_px * sc,
+        mean_depth_mm: s.mean_depth_mm,
+        volume_mm3: s.volume_mm3,
+        depth_unc_mm: s.depth_uncertainty_mm,
+        depth_unc_px: rel * s.depth_px * sc,
+        edge_px: ses.processing_factor as f64 * sc,
+        edge_mm: ses.mm_per_px.map(|mm| ses.processing_factor as f64 * mm),
+    }
+}
+
+/// The two sides of a paired measurement ([`crate::change`]): both over the same support,
+/// areas in the baseline's scale; depth uncertainty = ring noise ⊕ `rel` × depth.
+fn paired_sides(
+    pm: &PairedMeasure,
+    maps: [&SessionMaps; 2],
+    sc: f64,
+    calibrated: bool,
+    rel: f64,
+) -> [Side; 2] {
+    let (after_area, after_area_px) = pm.after_area();
+    let mm = |v: f64| calibrated.then_some(v);
+    let side = |m: &SupportMeasure, area: f64, area_px: f64, own: &SessionMaps, s: f64| {
+        // Relief units → baseline camera pixels.
+        let to_px = own.factor as f64 / own.unit_per_px * s;
+        let unc = m.ring_sd.hypot(rel * m.depth);
+        Side {
+            area_mm2: mm(area),
+            area_px,
+            depth_mm: mm(m.depth),
+            depth_px: m.depth * to_px,
+            mean_depth_mm: mm(m.mean_depth),
+            volume_mm3: mm(m.volume),
+            depth_unc_mm: mm(unc),
+            depth_unc_px: unc * to_px,
+            // The outline is traced on the baseline's grid in both sessions.
+            edge_px: maps[0].factor as f64,
+            edge_mm: mm(maps[0].unit_per_px),
+        }
+    };
+    let before = side(&pm.before, pm.before.area, pm.before.area_px, maps[0], 1.0);
+    let after = side(&pm.after, after_area, after_area_px, maps[1], sc);
+    [before, after]
+}
+
+/// Change after − before, plus the one-σ uncertainties (depth px, area px) used by the rule.
+fn change(b: &Scar, a: &Scar, sides: [Side; 2], method: &str, rel: f64) -> (Change, f64, f64) {
+    let [sb, sa] = sides;
     let pct = |d: f64, base: f64| (base.abs() > 1e-12).then(|| 100.0 * d / base);
     let both = |x: Option<f64>, y: Option<f64>| match (x, y) {
         (Some(x), Some(y)) => Some((y - x, x)),
@@ -409,55 +546,48 @@ fn change(
     };
     let diff = |x, y| both(x, y).map(|(d, _)| d);
     let pc = |x, y| both(x, y).and_then(|(d, base)| pct(d, base));
-    let area_unc = |s: &Scar, ses: &SessionInput, p_area_rel: f64| -> Option<f64> {
-        let mm = ses.mm_per_px?;
-        let area = s.area_mm2?;
-        let perim = std::f64::consts::PI * 2.0 * (area / std::f64::consts::PI).sqrt();
-        let edge = ses.processing_factor as f64 * mm;
-        Some(((p_area_rel * area).powi(2) + (perim * edge).powi(2)).sqrt())
+    // Area: a relative repeatability plus one processing pixel along the perimeter.
+    let area_unc_px = |s: &Side| {
+        let perim = 2.0 * (std::f64::consts::PI * s.area_px).sqrt();
+        (rel * s.area_px).hypot(perim * s.edge_px)
     };
-    let sa = area_unc(b, bs, rel).zip(area_unc(a, as_, rel));
-    let sd = b.depth_uncertainty_mm.zip(a.depth_uncertainty_mm);
-    let area_px_b = b.area_px;
-    let area_px_a = a.area_px * sc * sc;
-    let depth_px_a = a.depth_px * sc;
+    let sa_px = area_unc_px(&sb).hypot(area_unc_px(&sa));
+    let area_unc_mm2 = |s: &Side| -> Option<f64> {
+        let (area, edge) = (s.area_mm2?, s.edge_mm?);
+        let perim = 2.0 * (std::f64::consts::PI * area).sqrt();
+        Some((rel * area).hypot(perim * edge))
+    };
+    let sa_mm = area_unc_mm2(&sb).zip(area_unc_mm2(&sa));
+    let sd_mm = sb.depth_unc_mm.zip(sa.depth_unc_mm);
+    let sd_px = sb.depth_unc_px.hypot(sa.depth_unc_px);
     let redness_change = a.redness - b.redness;
     let pigment_change = a.pigment - b.pigment;
     let rp = |d: f64, base: f64| (base.abs() > 0.5).then(|| 100.0 * d / base.abs());
-    // Pixel-unit uncertainties for the uncalibrated rule.
-    let sd_px = {
-        let rel_of = |s: &Scar| match (s.depth_uncertainty_mm, s.depth_mm) {
-            (Some(u), Some(d)) if d > 0.0 => u / d,
-            _ => 0.5,
-        };
-        (rel_of(b) * b.depth_px).hypot(rel_of(a) * depth_px_a)
-    };
-    let sa_px = {
-        let one = |area: f64, f: f64| {
-            let perim = 2.0 * (std::f64::consts::PI * area).sqrt();
-            (rel * area).hypot(perim * f)
-        };
-        one(area_px_b, bs.processing_factor as f64)
-            .hypot(one(area_px_a, as_.processing_factor as f64 * sc))
-    };
     (
         Change {
-            area_change_mm2: diff(b.area_mm2, a.area_mm2),
-            area_change_pct: pc(b.area_mm2, a.area_mm2),
-            area_change_uncertainty_mm2: sa.map(|(x, y)| x.hypot(y)),
-            depth_change_mm: diff(b.depth_mm, a.depth_mm),
-            depth_change_pct: pc(b.depth_mm, a.depth_mm),
-            depth_change_uncertainty_mm: sd.map(|(x, y)| x.hypot(y)),
-            mean_depth_change_mm: diff(b.mean_depth_mm, a.mean_depth_mm),
-            mean_depth_change_pct: pc(b.mean_depth_mm, a.mean_depth_mm),
-            volume_change_mm3: diff(b.volume_mm3, a.volume_mm3),
-            volume_change_pct: pc(b.volume_mm3, a.volume_mm3),
+            area_change_mm2: diff(sb.area_mm2, sa.area_mm2),
+            area_change_pct: pc(sb.area_mm2, sa.area_mm2),
+            area_change_uncertainty_mm2: sa_mm.map(|(x, y)| x.hypot(y)),
+            depth_change_mm: diff(sb.depth_mm, sa.depth_mm),
+            depth_change_pct: pc(sb.depth_mm, sa.depth_mm),
+            depth_change_uncertainty_mm: sd_mm.map(|(x, y)| x.hypot(y)),
+            mean_depth_change_mm: diff(sb.mean_depth_mm, sa.mean_depth_mm),
+            mean_depth_change_pct: pc(sb.mean_depth_mm, sa.mean_depth_mm),
+            volume_change_mm3: diff(sb.volume_mm3, sa.volume_mm3),
+            volume_change_pct: pc(sb.volume_mm3, sa.volume_mm3),
             redness_change,
             redness_change_pct: rp(redness_change, b.redness),
             pigment_change,
             pigment_change_pct: rp(pigment_change, b.pigment),
-            area_change_px: area_px_a - area_px_b,
-            depth_change_px: depth_px_a - b.depth_px,
+            area_change_px: sa.area_px - sb.area_px,
+            depth_change_px: sa.depth_px - sb.depth_px,
+            basis: ChangeBasis {
+                method: method.into(),
+                area_before_mm2: sb.area_mm2,
+                area_after_mm2: sa.area_mm2,
+                depth_before_mm: sb.depth_mm,
+                depth_after_mm: sa.depth_mm,
+            },
         },
         sd_px,
         sa_px,
@@ -749,6 +879,53 @@ mod tests {
         let c = series.tracks[1].changes[1].as_ref().expect("change");
         assert!((c.depth_change_mm.unwrap() + 0.18).abs() < 1e-12);
         assert!((c.depth_change_pct.unwrap() + 60.0).abs() < 1e-9);
+    }
+
+    /// Relief (mm) and labels on a 200×150 processing grid (factor 2, 0.1 mm per processing
+    /// pixel) with one Gaussian pit of footprint radius 15 px at (50, 50).
+    fn pit_maps(depth: f64) -> (ndarray::Array2<f32>, ndarray::Array2<u32>) {
+        let k = std::f64::consts::LN_10 / (15.0f64 * 15.0);
+        let g = |y: usize, x: usize| {
+            (-k * ((x as f64 - 50.0).powi(2) + (y as f64 - 50.0).powi(2))).exp()
+        };
+        (
+            ndarray::Array2::from_shape_fn((150, 200), |(y, x)| (-depth * g(y, x)) as f32),
+            ndarray::Array2::from_shape_fn((150, 200), |(y, x)| u32::from(g(y, x) > 0.1)),
+        )
+    }
+
+    #[test]
+    fn with_relief_maps_the_change_is_measured_paired_not_from_the_single_photo_figures() {
+        // The single-photo figures say 0.3 mm in both sessions; the relief maps say the scar
+        // became 0.08 mm deep.
+        let mut s0 = [scar(1, 101.0, 101.0, 3.0, 0.3)];
+        s0[0].bbox_px = [70, 70, 131, 131];
+        let s1 = s0.clone();
+        let (z0, l0) = pit_maps(0.3);
+        let (z1, l1) = pit_maps(0.08);
+        let labels = [1u32];
+        let sessions = [session(&s0, 0.0), session(&s1, 0.0)];
+        let p = TrackParams::default();
+        let maps = [(&z0, &l0), (&z1, &l1)].map(|(z, l)| {
+            Some(SessionMaps {
+                height: z.view(),
+                labels: l.view(),
+                scar_labels: &labels,
+                factor: 2,
+                unit_per_px: 0.1,
+            })
+        });
+        let paired = track_series_with_maps(&sessions, &maps, &p);
+        let c = paired.tracks[0].changes[1].as_ref().expect("change");
+        assert_eq!(c.basis.method, "paired");
+        assert!((c.depth_change_mm.unwrap() + 0.22).abs() < 0.01, "{c:?}");
+        assert!(c.area_change_pct.unwrap().abs() < 5.0, "{c:?}");
+        assert_eq!(paired.tracks[0].status[1], Some(Status::Improved));
+        let single = track_series(&sessions, &p);
+        let c = single.tracks[0].changes[1].as_ref().expect("change");
+        assert_eq!(c.basis.method, "single_photo");
+        assert_eq!(c.depth_change_mm, Some(0.0));
+        assert_eq!(single.tracks[0].status[1], Some(Status::Stable));
     }
 
     #[test]

@@ -35,7 +35,22 @@ struct Match {
     area_change_pct: Option<f64>,
     depth_change_mm: Option<f64>,
     depth_change_pct: Option<f64>,
+    change: Option<ChangeMirror>,
     status: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChangeMirror {
+    basis: BasisMirror,
+}
+
+#[derive(Debug, Deserialize)]
+struct BasisMirror {
+    method: String,
+    area_before_mm2: Option<f64>,
+    area_after_mm2: Option<f64>,
+    depth_before_mm: Option<f64>,
+    depth_after_mm: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,8 +159,18 @@ fn compare_of_two_demo_sessions_registers_within_a_pixel_and_writes_json_and_ove
                 "track {} centroids {dist:.1} px apart",
                 m.track_id
             );
-            let dd = a.depth_mm.unwrap() - b.depth_mm.unwrap();
+            // Changes are differences of the paired figures (both photos measured over the
+            // same support), not of the single-photo fields.
+            let basis = &m.change.as_ref().expect("change").basis;
+            assert_eq!(basis.method, "paired", "track {}", m.track_id);
+            let dd = basis.depth_after_mm.unwrap() - basis.depth_before_mm.unwrap();
             assert!((d - dd).abs() < 1e-9);
+            let da = basis.area_after_mm2.unwrap() - basis.area_before_mm2.unwrap();
+            assert!((m.area_change_mm2.unwrap() - da).abs() < 1e-9);
+            // The paired figures measure the same scars: the same order of size as the
+            // single-photo ones.
+            let ratio = basis.depth_before_mm.unwrap() / b.depth_mm.unwrap();
+            assert!((0.5..2.0).contains(&ratio), "track {}: {ratio}", m.track_id);
             assert!(m.depth_change_pct.is_some() && m.area_change_pct.is_some());
             assert!(a.area_mm2.is_some());
         }

@@ -102,8 +102,9 @@ pub struct CompareDoc {
 /// The status rule in words, with the parameters used.
 pub fn status_rule(p: &TrackParams) -> String {
     format!(
-        "a change counts when it exceeds {:.1} × its combined one-sigma uncertainty sqrt(u_before² + u_after²); depth uses each scar's depth_uncertainty_mm, area uses {:.0} % of the area plus one processing pixel along the perimeter; improved = depth or area down and neither up, worsened = the reverse, otherwise stable",
+        "both photos are measured over the same support (one reference ring, one footprint rule); a change counts when it exceeds {:.1} × its combined one-sigma uncertainty sqrt(u_before² + u_after²); depth uses the ring noise of each photo plus {:.0} % of the depth, area uses {:.0} % of the area plus one processing pixel along the perimeter; improved = depth or area down and neither up, worsened = the reverse, otherwise stable",
         p.k_sigma,
+        100.0 * p.depth_rel_uncertainty,
         100.0 * p.area_rel_uncertainty
     )
 }
