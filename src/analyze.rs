@@ -206,6 +206,24 @@ pub fn summarize(scars: &[Scar], calibrated: bool) -> Summary {
     }
 }
 
+/// Full-resolution pixels per processing pixel (along a side) of a valid `width`×`height`
+/// photo under `p`: the factor [`analyze`] reduces the photo by before its stages run, so
+/// the analysis planes hold about (width / factor)·(height / factor) pixels each. Invalid
+/// parameters give 1 (the analysis rejects them anyway).
+pub fn processing_factor(p: &AnalyzeParams, width: usize, height: usize) -> usize {
+    let cam_mm = match p.calibration.mm_per_px {
+        Some(v) if v.is_finite() && v > 0.0 => v,
+        Some(_) => return 1,
+        None => p.assumed_field_mm / width.max(height).max(1) as f64,
+    };
+    factor_at(p, cam_mm)
+}
+
+/// The processing factor at `cam_mm` mm per full-resolution pixel.
+fn factor_at(p: &AnalyzeParams, cam_mm: f64) -> usize {
+    ((p.processing_mm_per_px / cam_mm).floor() as usize).max(1)
+}
+
 /// Analyse one photo.
 pub fn analyze<P: PlaneSource + ?Sized>(
     planes: &P,
@@ -254,7 +272,7 @@ pub fn analyze_timed<P: PlaneSource + ?Sized>(
             }
         }
     }
-    let factor = ((p.processing_mm_per_px / cam_mm).floor() as usize).max(1);
+    let factor = factor_at(p, cam_mm);
     let unit = cam_mm * factor as f64;
     let min_side = 32;
     if w / factor < min_side || h / factor < min_side {
