@@ -207,6 +207,14 @@ pub fn summarize(scars: &[Scar], calibrated: bool) -> Summary {
     }
 }
 
+/// Full-resolution pixels per processing pixel (along a side) of a valid `width`×`height`
+/// photo under `p`: the factor [`analyze`] reduces the photo by before its stages run, so
+/// the analysis planes hold about (width / factor)·(height / factor) pixels each. Invalid
+/// parameters give 1 (the analysis rejects them anyway).
+pub fn processing_factor(p: &AnalyzeParams, width: usize, height: usize) -> usize {
+    processing_reduction(p, width, height).map_or(1, |r| r.0)
+}
+
 /// Analyse one photo.
 pub fn analyze<P: PlaneSource + ?Sized>(
     planes: &P,

@@ -15,11 +15,13 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::analyze::analyze;
-use crate::load::{decode_bytes, LoadLimits, MAX_FILE_BYTES};
+use crate::analyze::{analyze_timed, processing_factor};
+use crate::load::{decode_bytes, LoadLimits, PlaneSource, MAX_FILE_BYTES};
 use crate::register::{register, RegisterParams, Registration, RegistrationPlane};
 use crate::report::overlay::{draw_overlay, write_png};
 use crate::report::study::{
@@ -28,6 +30,7 @@ use crate::report::study::{
 };
 use crate::report::{analyze_doc, write_atomic_with, AnalyzeDoc, Tool, WriteError, SCHEMA_VERSION};
 use crate::study::{hex_sha256, Failure, Settings, Study, SubjectPlan};
+use crate::timings::Timings;
 use crate::track::{track_series, SessionInput, TrackParams};
 
 /// How a batch runs, beyond the study itself.
@@ -41,6 +44,103 @@ pub struct BatchConfig {
     pub absolute_paths: bool,
     /// Output folder.
     pub out: PathBuf,
+    /// Admission of photos to their heavy section, shared by the jobs of a run.
+    pub gate: Arc<PhotoGate>,
+}
+
+/// Admission of photos to their heavy section — from the decoded photo to its overlay and
+/// registration plane: the analysis planes, their transients, the overlay's planes. A
+/// run's memory is the sum of what its jobs hold at the same moment, and a photo's heavy
+/// section grows with its processing plane (pixels after the analysis' reduction). In a
+/// study that mixes sizes (a pixel size just above or below a multiple of the processing
+/// scale halves the reduction), a long run sooner or later has two of its largest photos
+/// at their peak together, which a short run rarely does: peak memory then grows with the
+/// study's length. The gate admits a photo while the processing pixels in flight, its own
+/// included, stay within the largest photo seen plus `jobs − 1` times the mean photo
+/// seen. Photos of one size never wait; a photo much larger than the mean waits while
+/// another such photo is in its heavy section (the waiting thread runs the other job's
+/// parallel work meanwhile). A job alone always enters. Scheduling only: no result
+/// depends on it.
+#[derive(Debug)]
+pub struct PhotoGate {
+    jobs: u64,
+    state: Mutex<GateState>,
+    freed: Condvar,
+}
+
+/// What the gate knows: processing pixels in flight, and of the photos admitted so far the
+/// largest, the sum and the count.
+#[derive(Debug, Default)]
+struct GateState {
+    in_flight: u64,
+    largest: u64,
+    sum: u64,
+    count: u64,
+}
+
+impl PhotoGate {
+    /// A gate for `jobs` parallel jobs.
+    pub fn new(jobs: usize) -> Self {
+        PhotoGate {
+            jobs: jobs.max(1) as u64,
+            state: Mutex::new(GateState::default()),
+            freed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wait until a photo of `weight` processing pixels may enter its heavy section; the
+    /// returned pass lets the next one in when dropped (also when unwinding).
+    pub fn enter(&self, weight: u64) -> GatePass<'_> {
+        self.record(weight);
+        loop {
+            if let Some(pass) = self.try_admit(weight) {
+                return pass;
+            }
+            // Help the job inside with its parallel work; sleep briefly when there is none.
+            if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                let s = self.lock();
+                let _ = self.freed.wait_timeout(s, Duration::from_millis(2));
+            }
+        }
+    }
+
+    /// Count a photo of `weight` among those seen.
+    fn record(&self, weight: u64) {
+        let mut s = self.lock();
+        s.largest = s.largest.max(weight);
+        s.sum += weight;
+        s.count += 1;
+    }
+
+    /// Admit a recorded photo of `weight` if it fits now.
+    fn try_admit(&self, weight: u64) -> Option<GatePass<'_>> {
+        let mut s = self.lock();
+        let mean = s.sum as f64 / s.count.max(1) as f64;
+        let budget = s.largest as f64 + (self.jobs - 1) as f64 * mean;
+        let fits = s.in_flight == 0 || (s.in_flight + weight) as f64 <= budget;
+        fits.then(|| {
+            s.in_flight += weight;
+            GatePass { gate: self, weight }
+        })
+    }
+}
+
+/// A photo's admission to its heavy section ([`PhotoGate::enter`]).
+#[derive(Debug)]
+pub struct GatePass<'a> {
+    gate: &'a PhotoGate,
+    weight: u64,
+}
+
+impl Drop for GatePass<'_> {
+    fn drop(&mut self) {
+        self.gate.lock().in_flight -= self.weight;
+        self.gate.freed.notify_all();
+    }
 }
 
 impl BatchConfig {
@@ -141,13 +241,14 @@ pub fn overlay_rel(subject: &str, session: &str, view: &str) -> String {
 }
 
 /// Read, analyse and draw one photo; the overlay is written to `out`. Panics inside the
-/// pipeline are caught and reported as this photo's failure.
+/// pipeline are caught and reported as this photo's failure. Stages are timed into `t`.
 fn run_photo(
     study: &Study,
     cfg: &BatchConfig,
     rel: &Path,
     settings: &Settings,
     overlay: &Path,
+    t: &mut Timings,
 ) -> Result<(AnalyzeDoc, Result<RegistrationPlane, Failure>), Failure> {
     let shown = shown_path(study, cfg, rel);
     let path = shown.to_string_lossy().into_owned();
@@ -169,25 +270,33 @@ fn run_photo(
             format!("the file is {size} bytes, above the limit of {MAX_FILE_BYTES} for one photo"),
         ));
     }
-    let bytes =
-        std::fs::read(&full).map_err(|e| fail("load", format!("cannot read the file: {e}")))?;
+    let bytes = t
+        .time("read", || std::fs::read(&full))
+        .map_err(|e| fail("load", format!("cannot read the file: {e}")))?;
     let params = Settings::analyze_params(settings, &cfg.overrides);
     let work = || -> Result<_, Failure> {
         // Decoded samples, reduced by each stage to its own scale: no full-resolution float
         // planes except the transient ones of the overlay.
-        let img =
-            decode_bytes(&bytes, &shown, &cfg.limits).map_err(|e| fail("load", e.to_string()))?;
-        let a = analyze(&img.photo, &params).map_err(|e| {
+        let img = t
+            .time("decode", || decode_bytes(&bytes, &shown, &cfg.limits))
+            .map_err(|e| fail("load", e.to_string()))?;
+        let (w, h) = (img.photo.width(), img.photo.height());
+        let f = processing_factor(&params, w, h);
+        let _pass = t.time("wait", || cfg.gate.enter(((w / f) * (h / f)) as u64));
+        let a = analyze_timed(&img.photo, &params, t).map_err(|e| {
             fail(
                 "analyze",
                 format!("{}: cannot analyse: {e}", shown.display()),
             )
         })?;
-        let doc = analyze_doc(&img.meta, &params, &a);
-        let ov = draw_overlay(&img.photo.to_planes(), &a);
+        let doc = t.time("report", || analyze_doc(&img.meta, &params, &a));
+        let ov = t.time("overlay", || draw_overlay(&img.photo.to_planes(), &a));
         drop(a);
         // The small plane registration needs is all that is kept of the pixels.
-        let plane = RegistrationPlane::from_planes(&img.photo, &RegisterParams::default())
+        let plane = t
+            .time("registration plane", || {
+                RegistrationPlane::from_planes(&img.photo, &RegisterParams::default())
+            })
             .map_err(|e| fail("register", e.to_string()));
         Ok((doc, ov, plane))
     };
@@ -200,7 +309,8 @@ fn run_photo(
                     .into(),
             )),
         };
-    write_png(&ov, overlay).map_err(|e| fail(WRITE_STAGE, e.to_string()))?;
+    t.time("write", || write_png(&ov, overlay))
+        .map_err(|e| fail(WRITE_STAGE, e.to_string()))?;
     Ok((doc, plane))
 }
 
@@ -215,6 +325,7 @@ fn process_view(
     view: &str,
     failures: &mut Vec<Failure>,
     on_photo: &(dyn Fn() + Sync),
+    t: &mut Timings,
 ) -> ViewDoc {
     let rp = RegisterParams::default();
     let mut baseline: Option<RegistrationPlane> = None;
@@ -233,7 +344,14 @@ fn process_view(
             continue;
         };
         let ov_rel = overlay_rel(&plan.output_name, &s.output_name, &p.output_name);
-        let result = run_photo(study, cfg, &p.rel_path, &s.settings, &cfg.out.join(&ov_rel));
+        let result = run_photo(
+            study,
+            cfg,
+            &p.rel_path,
+            &s.settings,
+            &cfg.out.join(&ov_rel),
+            t,
+        );
         on_photo();
         match result {
             Ok((doc, plane)) => {
@@ -246,7 +364,9 @@ fn process_view(
                         Ok(Registration::identity())
                     }
                     Some(base) => {
-                        let reg = catch_unwind(AssertUnwindSafe(|| register(base, &plane, &rp)));
+                        let reg = t.time("register", || {
+                            catch_unwind(AssertUnwindSafe(|| register(base, &plane, &rp)))
+                        });
                         let error = match reg {
                             Ok(Ok(r)) => return Ok(r),
                             Ok(Err(e)) => format!("cannot register onto the baseline photo: {e}"),
@@ -297,7 +417,7 @@ fn process_view(
             processing_factor: d.processing.factor,
         })
         .collect();
-    let series = track_series(&inputs, &tp);
+    let series = t.time("track", || track_series(&inputs, &tp));
     let tracking = TrackingInfo {
         status: match (tracked.is_empty(), left_out.is_empty()) {
             (true, _) => "unavailable",
@@ -333,12 +453,26 @@ pub fn process_subject(
     fp: String,
     on_photo: &(dyn Fn() + Sync),
 ) -> SubjectDoc {
+    process_subject_timed(study, plan, cfg, fp, on_photo, &mut Timings::new())
+}
+
+/// [`process_subject`], adding each stage's wall time (and heap use, with a gauge) to `t`:
+/// read, decode, the analysis stages, report, overlay, registration plane, write, register,
+/// track.
+pub fn process_subject_timed(
+    study: &Study,
+    plan: &SubjectPlan,
+    cfg: &BatchConfig,
+    fp: String,
+    on_photo: &(dyn Fn() + Sync),
+    t: &mut Timings,
+) -> SubjectDoc {
     let mut failures = plan.failures.clone();
     let warnings = plan.warnings.clone();
     let views = plan
         .views
         .iter()
-        .map(|view| process_view(study, plan, cfg, view, &mut failures, on_photo))
+        .map(|view| process_view(study, plan, cfg, view, &mut failures, on_photo, t))
         .collect();
     SubjectDoc {
         schema_version: SCHEMA_VERSION.into(),
@@ -529,5 +663,44 @@ fn remove_stale_temporaries(dir: &Path, depth: usize) {
         } else if ft.is_dir() && depth > 0 {
             remove_stale_temporaries(&e.path(), depth - 1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Record a photo and try to admit it at once.
+    fn arrive(g: &PhotoGate, weight: u64) -> Option<GatePass<'_>> {
+        g.record(weight);
+        g.try_admit(weight)
+    }
+
+    #[test]
+    fn photos_of_one_size_never_wait() {
+        let g = PhotoGate::new(3);
+        let passes: Vec<_> = (0..3).map(|_| arrive(&g, 100)).collect();
+        assert!(passes.iter().all(Option::is_some));
+        assert_eq!(g.lock().in_flight, 300);
+    }
+
+    #[test]
+    fn two_of_the_largest_photos_are_never_inside_together_when_smaller_ones_exist() {
+        let g = PhotoGate::new(2);
+        let small = arrive(&g, 1);
+        assert!(arrive(&g, 1).is_some(), "two small photos fit");
+        // A large one enters beside a small one: 4 + 1 within 4 + mean(1, 1, 4) = 6.
+        let large = arrive(&g, 4);
+        assert!(large.is_some() && small.is_some());
+        drop(small);
+        // A second large one: 4 + 4 above 4 + mean(1, 1, 4, 4) = 6.5; it waits.
+        g.record(4);
+        assert!(g.try_admit(4).is_none());
+        drop(large);
+        let second = g.try_admit(4);
+        assert!(second.is_some(), "enters once the first has left");
+        assert_eq!(g.lock().in_flight, 4);
+        drop(second);
+        assert_eq!(g.lock().in_flight, 0, "a pass gives its weight back");
     }
 }

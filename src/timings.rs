@@ -6,6 +6,10 @@
 //!
 //! Timings are observations, never inputs: nothing in the pipeline reads them, so results
 //! stay byte-identical whether or not they are collected.
+//!
+//! With a [`HeapGauge`] attached ([`Timings::with_gauge`]; a counting global allocator, as in
+//! `examples/stage_memory.rs`), each stage also records the highest heap use seen while it
+//! ran ([`Timings::memory`]): the way to find which stage sets a photo's peak memory.
 
 use std::time::Instant;
 
@@ -15,6 +19,49 @@ use serde::ser::{Serialize, SerializeMap, SerializeStruct, Serializer};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Timings {
     stages: Vec<(String, f64)>,
+    gauge: Gauge,
+    memory: Vec<(String, StageMemory)>,
+}
+
+/// The process's heap use, for per-stage memory: typically a counting global allocator
+/// (the library installs none). Its peak is process-wide, so figures are exact only while
+/// one stage runs at a time (one photo, one job).
+pub trait HeapGauge: Sync {
+    /// Bytes allocated now.
+    fn live(&self) -> usize;
+    /// Highest bytes allocated since the last [`HeapGauge::reset_peak`].
+    fn peak(&self) -> usize;
+    /// Start a new peak window at the current use.
+    fn reset_peak(&self);
+}
+
+/// Heap use of one stage, bytes; a stage run several times keeps its largest figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StageMemory {
+    /// Allocated when the stage started (what earlier stages still hold).
+    pub before: usize,
+    /// Highest allocated while the stage ran.
+    pub peak: usize,
+}
+
+/// An optional gauge; it is an instrument, not data, so it never makes records differ.
+#[derive(Clone, Copy, Default)]
+struct Gauge(Option<&'static dyn HeapGauge>);
+
+impl std::fmt::Debug for Gauge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Gauge(on)"
+        } else {
+            "Gauge(off)"
+        })
+    }
+}
+
+impl PartialEq for Gauge {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Timings {
@@ -23,12 +70,50 @@ impl Timings {
         Self::default()
     }
 
-    /// Run `f`, add its wall time to `stage`, and return its result.
+    /// An empty record that also measures each stage's heap use with `gauge`.
+    pub fn with_gauge(gauge: &'static dyn HeapGauge) -> Self {
+        Timings {
+            gauge: Gauge(Some(gauge)),
+            ..Self::default()
+        }
+    }
+
+    /// Run `f`, add its wall time to `stage` (and its heap use, with a gauge), and return
+    /// its result.
     pub fn time<T>(&mut self, stage: &str, f: impl FnOnce() -> T) -> T {
+        let before = self.gauge.0.map(|g| {
+            g.reset_peak();
+            g.live()
+        });
         let t0 = Instant::now();
         let out = f();
         self.add(stage, t0.elapsed().as_secs_f64());
+        if let (Some(g), Some(before)) = (self.gauge.0, before) {
+            self.add_memory(
+                stage,
+                StageMemory {
+                    before,
+                    peak: g.peak(),
+                },
+            );
+        }
         out
+    }
+
+    /// Record heap use of `stage`, keeping the largest figures of repeated runs.
+    fn add_memory(&mut self, stage: &str, m: StageMemory) {
+        match self.memory.iter_mut().find(|(s, _)| s == stage) {
+            Some((_, old)) => {
+                old.before = old.before.max(m.before);
+                old.peak = old.peak.max(m.peak);
+            }
+            None => self.memory.push((stage.to_owned(), m)),
+        }
+    }
+
+    /// Heap use per stage, in first-run order; empty without a gauge.
+    pub fn memory(&self) -> &[(String, StageMemory)] {
+        &self.memory
     }
 
     /// Add `seconds` to `stage` (created at the end of the order if new).
@@ -43,6 +128,9 @@ impl Timings {
     pub fn merge(&mut self, other: &Timings) {
         for (s, t) in &other.stages {
             self.add(s, *t);
+        }
+        for (s, m) in &other.memory {
+            self.add_memory(s, *m);
         }
     }
 
@@ -113,6 +201,64 @@ mod tests {
         assert_eq!(t.get("decode"), Some(0.75));
         assert!(t.get("write").is_some_and(|w| w >= 0.0));
         assert_eq!(t.get("relief"), None);
+    }
+
+    /// A gauge driven by hand: `live` and `peak` are whatever the test sets.
+    struct FakeGauge {
+        live: std::sync::atomic::AtomicUsize,
+        peak: std::sync::atomic::AtomicUsize,
+    }
+
+    impl HeapGauge for FakeGauge {
+        fn live(&self) -> usize {
+            self.live.load(std::sync::atomic::Ordering::SeqCst)
+        }
+        fn peak(&self) -> usize {
+            self.peak.load(std::sync::atomic::Ordering::SeqCst)
+        }
+        fn reset_peak(&self) {
+            self.peak
+                .store(self.live(), std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_gauge_records_each_stages_heap_peak_and_repeats_keep_the_largest() {
+        use std::sync::atomic::Ordering::SeqCst;
+        static G: FakeGauge = FakeGauge {
+            live: std::sync::atomic::AtomicUsize::new(100),
+            peak: std::sync::atomic::AtomicUsize::new(0),
+        };
+        let mut t = Timings::with_gauge(&G);
+        t.time("decode", || G.peak.store(900, SeqCst));
+        G.live.store(300, SeqCst);
+        t.time("relief", || G.peak.store(500, SeqCst));
+        t.time("decode", || G.peak.store(700, SeqCst));
+        let m = t.memory();
+        assert_eq!(
+            m[0],
+            (
+                "decode".into(),
+                StageMemory {
+                    before: 300,
+                    peak: 900
+                }
+            )
+        );
+        assert_eq!(
+            m[1],
+            (
+                "relief".into(),
+                StageMemory {
+                    before: 300,
+                    peak: 500
+                }
+            )
+        );
+        assert_eq!(m.len(), 2);
+        assert!(Timings::new().memory().is_empty());
+        // The gauge is an instrument: the JSON of the timings does not change with it.
+        assert!(!t.to_json_line().contains("peak"));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use scarscope::batch::{
     fingerprint, finished_subject, lock_output, process_subject, write_scars_csv, BatchConfig,
-    Kept, WRITE_STAGE,
+    Kept, PhotoGate, WRITE_STAGE,
 };
 use scarscope::load::LoadLimits;
 use scarscope::report::study::{study_doc, subject_doc_rel, StudyInfo, SubjectDoc};
@@ -103,7 +103,9 @@ pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
         },
         absolute_paths: a.absolute_paths,
         out: a.out.clone(),
+        gate: std::sync::Arc::new(PhotoGate::new(jobs)),
     };
+    return_large_buffers_to_the_system();
     let study = Study::plan(&a.study)?;
     let _lock = lock_output(&a.out)?;
     for w in &study.warnings {
@@ -138,6 +140,10 @@ pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
             lock(&write_failures).push(f);
         }
     };
+    // Every lane starts on its own thread before any photo work: a lane waiting at the
+    // photo gate runs only the other lanes' parallel work, never a lane not yet started
+    // (which could then wait for the very lane it interrupted).
+    let started = std::sync::Barrier::new(jobs);
     let lane = || loop {
         let k = next.fetch_add(1, Ordering::SeqCst);
         let Some(&i) = selected.get(k) else { break };
@@ -185,7 +191,10 @@ pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
     pool.install(|| {
         rayon::scope(|s| {
             for _ in 0..jobs {
-                s.spawn(|_| lane());
+                s.spawn(|_| {
+                    started.wait();
+                    lane()
+                });
             }
         })
     });
@@ -242,6 +251,21 @@ pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Make glibc's malloc hand every buffer of 128 KiB or more (the planes of a photo) straight
+/// back to the system when freed. By default the threshold rises to the largest buffer
+/// freed so far, after which planes come from the per-thread heaps, whose freed holes stay
+/// resident; a long run then carries more of them than a short one (`batch_memory`
+/// measured +11 % peak resident memory at `--jobs 2` for 100 photos against 10; +2 % with
+/// this). Other platforms' allocators are left as they are.
+fn return_large_buffers_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` only sets an allocator parameter; it is called before the worker
+    // threads start and has no memory-safety preconditions.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
 }
 
 /// A subject's HTML page could not be written: a failure of stage "report".
