@@ -140,6 +140,20 @@ impl Drop for GatePass<'_> {
     fn drop(&mut self) {
         self.gate.lock().in_flight -= self.weight;
         self.gate.freed.notify_all();
+        return_free_memory();
+    }
+}
+
+/// Hand the free pages of the allocator's heaps back to the system once a photo's heavy
+/// section is over: glibc keeps freed planes in per-thread heaps, so without this the resident
+/// size of a 2-job run creeps up to both jobs' largest moments ever. A lower mmap threshold
+/// did the same but made every plane allocation fault in fresh pages (batch 40 % slower).
+fn return_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only releases free memory of the allocator; it has no
+    // memory-safety preconditions and is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

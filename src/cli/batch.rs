@@ -105,7 +105,6 @@ pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
         out: a.out.clone(),
         gate: std::sync::Arc::new(PhotoGate::new(jobs)),
     };
-    return_large_buffers_to_the_system();
     let study = Study::plan(&a.study)?;
     let _lock = lock_output(&a.out)?;
     for w in &study.warnings {
@@ -251,21 +250,6 @@ pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// Make glibc's malloc hand every buffer of 128 KiB or more (the planes of a photo) straight
-/// back to the system when freed. By default the threshold rises to the largest buffer
-/// freed so far, after which planes come from the per-thread heaps, whose freed holes stay
-/// resident; a long run then carries more of them than a short one (`batch_memory`
-/// measured +11 % peak resident memory at `--jobs 2` for 100 photos against 10; +2 % with
-/// this). Other platforms' allocators are left as they are.
-fn return_large_buffers_to_the_system() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: `mallopt` only sets an allocator parameter; it is called before the worker
-    // threads start and has no memory-safety preconditions.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
-    }
 }
 
 /// A subject's HTML page could not be written: a failure of stage "report".
