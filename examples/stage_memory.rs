@@ -138,13 +138,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|(_, m)| m.peak)
         .max()
         .unwrap_or(start);
-    println!("| stage ({width}×{height}, {sessions} sessions, one job) | heap held at start | peak heap in the stage |");
-    println!("|---|---|---|");
+    println!("| stage ({width}×{height}, {sessions} sessions, one job) | heap held at start | peak heap in the stage | wall, all photos |");
+    println!("|---|---|---|---|");
     for (stage, m) in t.memory() {
         println!(
-            "| {stage} | {:.2} MiB | {:.2} MiB |",
+            "| {stage} | {:.2} MiB | {:.2} MiB | {:.3} s |",
             mib(m.before.saturating_sub(start)),
-            mib(m.peak.saturating_sub(start))
+            mib(m.peak.saturating_sub(start)),
+            t.get(stage).unwrap_or(0.0)
         );
     }
     println!(

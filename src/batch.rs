@@ -13,14 +13,18 @@
 //! [`write_scars_csv`] streams `scars.csv` at the end by reading the written documents back
 //! one at a time.
 
+use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::analyze::{analyze_timed, processing_factor};
+use ndarray::Array2;
+
+use crate::analyze::{analyze_keeping_relief_timed, processing_factor, Analysis, ReliefMap};
+use crate::change::SessionMaps;
+use crate::compare::prepare;
 use crate::load::{decode_bytes, LoadLimits, PlaneSource, MAX_FILE_BYTES};
 use crate::register::{register, RegisterParams, Registration, RegistrationPlane};
 use crate::report::overlay::{draw_overlay, write_png};
@@ -31,7 +35,7 @@ use crate::report::study::{
 use crate::report::{analyze_doc, write_atomic_with, AnalyzeDoc, Tool, WriteError, SCHEMA_VERSION};
 use crate::study::{hex_sha256, Failure, Settings, Study, SubjectPlan};
 use crate::timings::Timings;
-use crate::track::{track_series, SessionInput, TrackParams};
+use crate::track::{track_series_with_pairs, PairedFigures, SessionInput, TrackParams};
 
 /// How a batch runs, beyond the study itself.
 #[derive(Debug, Clone)]
@@ -58,9 +62,8 @@ pub struct BatchConfig {
 /// study's length. The gate admits a photo while the processing pixels in flight, its own
 /// included, stay within the largest photo seen plus `jobs − 1` times the mean photo
 /// seen. Photos of one size never wait; a photo much larger than the mean waits while
-/// another such photo is in its heavy section (the waiting thread runs the other job's
-/// parallel work meanwhile). A job alone always enters. Scheduling only: no result
-/// depends on it.
+/// another such photo is in its heavy section. A job alone always enters. Scheduling only:
+/// no result depends on it.
 #[derive(Debug)]
 pub struct PhotoGate {
     jobs: u64,
@@ -96,15 +99,14 @@ impl PhotoGate {
     /// returned pass lets the next one in when dropped (also when unwinding).
     pub fn enter(&self, weight: u64) -> GatePass<'_> {
         self.record(weight);
+        let mut s = self.lock();
         loop {
-            if let Some(pass) = self.try_admit(weight) {
+            if let Some(pass) = self.admit(&mut s, weight) {
                 return pass;
             }
-            // Help the job inside with its parallel work; sleep briefly when there is none.
-            if rayon::yield_now() != Some(rayon::Yield::Executed) {
-                let s = self.lock();
-                let _ = self.freed.wait_timeout(s, Duration::from_millis(2));
-            }
+            // Only waits: running other pool work here could start another lane's subject
+            // on this thread, which would then wait behind the photo it interrupted.
+            s = self.freed.wait(s).unwrap_or_else(|p| p.into_inner());
         }
     }
 
@@ -117,8 +119,13 @@ impl PhotoGate {
     }
 
     /// Admit a recorded photo of `weight` if it fits now.
+    #[cfg(test)]
     fn try_admit(&self, weight: u64) -> Option<GatePass<'_>> {
-        let mut s = self.lock();
+        self.admit(&mut self.lock(), weight)
+    }
+
+    /// Admit a recorded photo of `weight` if it fits with the state `s`.
+    fn admit(&self, s: &mut GateState, weight: u64) -> Option<GatePass<'_>> {
         let mean = s.sum as f64 / s.count.max(1) as f64;
         let budget = s.largest as f64 + (self.jobs - 1) as f64 * mean;
         let fits = s.in_flight == 0 || (s.in_flight + weight) as f64 <= budget;
@@ -254,6 +261,49 @@ pub fn overlay_rel(subject: &str, session: &str, view: &str) -> String {
     format!("overlays/{subject}/{session}/{view}.png")
 }
 
+/// What a photo leaves for its view: its analysis document, its registration plane (or why
+/// it has none) and its maps for paired change measurement.
+struct PhotoResult {
+    doc: AnalyzeDoc,
+    plane: Result<RegistrationPlane, Failure>,
+    maps: ViewMaps,
+}
+
+/// The relief and label maps of one analysed photo at its processing resolution: what
+/// measuring a change over the common support of two sessions needs ([`crate::change`]).
+/// `batch` keeps the baseline's while the view's later sessions run, and a later session's
+/// only until its scars' changes are measured.
+struct ViewMaps {
+    height: Array2<f32>,
+    labels: Array2<u32>,
+    scar_labels: Vec<u32>,
+    factor: usize,
+    unit_per_px: f64,
+}
+
+impl ViewMaps {
+    /// Take the label map out of `a` (which is dropped after this), keep the relief map.
+    fn take(a: &mut Analysis, r: ReliefMap) -> Self {
+        ViewMaps {
+            height: r.height,
+            labels: std::mem::take(&mut a.regions.labels),
+            scar_labels: r.scar_labels,
+            factor: a.processing.factor.max(1),
+            unit_per_px: a.processing.mm_per_px,
+        }
+    }
+
+    fn view(&self) -> SessionMaps<'_> {
+        SessionMaps {
+            height: self.height.view(),
+            labels: self.labels.view(),
+            scar_labels: &self.scar_labels,
+            factor: self.factor,
+            unit_per_px: self.unit_per_px,
+        }
+    }
+}
+
 /// Read, analyse and draw one photo; the overlay is written to `out`. Panics inside the
 /// pipeline are caught and reported as this photo's failure. Stages are timed into `t`.
 fn run_photo(
@@ -263,7 +313,7 @@ fn run_photo(
     settings: &Settings,
     overlay: &Path,
     t: &mut Timings,
-) -> Result<(AnalyzeDoc, Result<RegistrationPlane, Failure>), Failure> {
+) -> Result<PhotoResult, Failure> {
     let shown = shown_path(study, cfg, rel);
     let path = shown.to_string_lossy().into_owned();
     // Errors of the library name the file first; the failure record has it in `path`.
@@ -290,31 +340,34 @@ fn run_photo(
     let params = Settings::analyze_params(settings, &cfg.overrides);
     let work = || -> Result<_, Failure> {
         // Decoded samples, reduced by each stage to its own scale: no full-resolution float
-        // planes except the transient ones of the overlay.
+        // planes except the transient ones of the reductions and the overlay.
         let img = t
             .time("decode", || decode_bytes(&bytes, &shown, &cfg.limits))
             .map_err(|e| fail("load", e.to_string()))?;
+        drop(bytes);
         let (w, h) = (img.photo.width(), img.photo.height());
         let f = processing_factor(&params, w, h);
         let _pass = t.time("wait", || cfg.gate.enter(((w / f) * (h / f)) as u64));
-        let a = analyze_timed(&img.photo, &params, t).map_err(|e| {
+        // One pass over the samples gives the registration plane (all that is kept of the
+        // pixels) and the analysis' reduction, as `compare` does.
+        let (plane, source) = t.time("reduce", || {
+            prepare(&img.photo, &params, &RegisterParams::default())
+        });
+        let (mut a, relief) = analyze_keeping_relief_timed(&source, &params, t).map_err(|e| {
             fail(
                 "analyze",
                 format!("{}: cannot analyse: {e}", shown.display()),
             )
         })?;
+        drop(source);
         let doc = t.time("report", || analyze_doc(&img.meta, &params, &a));
         let ov = t.time("overlay", || draw_overlay(&img.photo.to_planes(), &a));
+        let maps = ViewMaps::take(&mut a, relief);
         drop(a);
-        // The small plane registration needs is all that is kept of the pixels.
-        let plane = t
-            .time("registration plane", || {
-                RegistrationPlane::from_planes(&img.photo, &RegisterParams::default())
-            })
-            .map_err(|e| fail("register", e.to_string()));
-        Ok((doc, ov, plane))
+        let plane = plane.map_err(|e| fail("register", e.to_string()));
+        Ok((doc, ov, plane, maps))
     };
-    let (doc, ov, plane) =
+    let (doc, ov, plane, maps) =
         match catch_unwind(AssertUnwindSafe(work)) {
             Ok(r) => r?,
             Err(_) => return Err(fail(
@@ -325,13 +378,67 @@ fn run_photo(
         };
     t.time("write", || write_png(&ov, overlay))
         .map_err(|e| fail(WRITE_STAGE, e.to_string()))?;
-    Ok((doc, plane))
+    Ok(PhotoResult { doc, plane, maps })
+}
+
+/// The sessions of a view that enter tracking (analysed and registered), with their input.
+fn tracked_inputs(sessions: &[ViewSession]) -> (Vec<&ViewSession>, Vec<SessionInput<'_>>) {
+    sessions
+        .iter()
+        .filter_map(|e| {
+            let (d, r) = (e.analysis.as_ref()?, e.registration.as_ref()?);
+            let input = SessionInput {
+                scars: &d.scars,
+                to_baseline: r.affine(),
+                residual_px: r.residual_px,
+                width: d.input.width as usize,
+                height: d.input.height as usize,
+                mm_per_px: d.calibration.mm_per_px,
+                processing_factor: d.processing.factor,
+            };
+            Some((e, input))
+        })
+        .unzip()
+}
+
+/// Paired measurements of a view's tracked scars, by (tracked session, baseline scar, scar).
+type Pairs = HashMap<(usize, usize, usize), PairedFigures>;
+
+/// Track the view's sessions so far and measure, paired, the changes of the last one (whose
+/// maps are `last`) against the baseline's maps: the tracks up to a session never depend on
+/// later sessions, so these are the pairs the whole series will ask for.
+fn measure_last_session(
+    sessions: &[ViewSession],
+    base: &ViewMaps,
+    last: &ViewMaps,
+    tp: &TrackParams,
+    pairs: &mut Pairs,
+) {
+    let (_, inputs) = tracked_inputs(sessions);
+    let Some(k) = inputs.len().checked_sub(1).filter(|&k| k > 0) else {
+        return;
+    };
+    let (m0, mk) = (base.view(), last.view());
+    track_series_with_pairs(
+        &inputs,
+        &mut |s, bi, ai| {
+            if s != k {
+                return pairs.get(&(s, bi, ai)).copied();
+            }
+            let pf = PairedFigures::measure(&m0, bi, &mk, ai, &inputs[0], &inputs[k])?;
+            pairs.insert((s, bi, ai), pf);
+            Some(pf)
+        },
+        tp,
+    );
 }
 
 /// One view of a subject over its sessions: each photo analysed in turn, registered onto the
 /// view's baseline (the first session whose photo was analysed and could be registered),
-/// then the scars of every registered session tracked. Only the baseline's registration
-/// plane is kept while the sessions run.
+/// then the scars of every registered session tracked, each change measured over the common
+/// support of the two sessions as `compare` does. Of the pixels, only the baseline's
+/// registration plane and relief and label maps are kept while the sessions run; a later
+/// session's maps live until its changes are measured.
 fn process_view(
     study: &Study,
     plan: &SubjectPlan,
@@ -342,7 +449,9 @@ fn process_view(
     t: &mut Timings,
 ) -> ViewDoc {
     let rp = RegisterParams::default();
-    let mut baseline: Option<RegistrationPlane> = None;
+    let tp = TrackParams::default();
+    let mut baseline: Option<(RegistrationPlane, ViewMaps)> = None;
+    let mut pairs = Pairs::new();
     let mut sessions = Vec::with_capacity(plan.sessions.len());
     let mut left_out = Vec::new();
     for s in &plan.sessions {
@@ -367,22 +476,26 @@ fn process_view(
             t,
         );
         on_photo();
+        let mut later_maps = None;
         match result {
-            Ok((doc, plane)) => {
+            Ok(PhotoResult { doc, plane, maps }) => {
                 entry.status = PhotoStatus::Analysed;
                 entry.overlay = Some(ov_rel);
                 entry.analysis = Some(doc);
                 let registered = plane.and_then(|plane| match &baseline {
                     None => {
-                        baseline = Some(plane);
+                        baseline = Some((plane, maps));
                         Ok(Registration::identity())
                     }
-                    Some(base) => {
+                    Some((base, _)) => {
                         let reg = t.time("register", || {
                             catch_unwind(AssertUnwindSafe(|| register(base, &plane, &rp)))
                         });
                         let error = match reg {
-                            Ok(Ok(r)) => return Ok(r),
+                            Ok(Ok(r)) => {
+                                later_maps = Some(maps);
+                                return Ok(r);
+                            }
                             Ok(Err(e)) => format!("cannot register onto the baseline photo: {e}"),
                             Err(_) => "internal error while registering this photo (a bug in \
                                        scarscope; please report it)"
@@ -412,26 +525,21 @@ fn process_view(
             }
         }
         sessions.push(entry);
+        if let (Some(last), Some((_, base))) = (later_maps, &baseline) {
+            t.time("change", || {
+                measure_last_session(&sessions, base, &last, &tp, &mut pairs)
+            });
+        }
     }
     drop(baseline);
-    let tp = TrackParams::default();
-    let tracked: Vec<(&ViewSession, &AnalyzeDoc, &Registration)> = sessions
-        .iter()
-        .filter_map(|e| Some((e, e.analysis.as_ref()?, e.registration.as_ref()?)))
-        .collect();
-    let inputs: Vec<SessionInput> = tracked
-        .iter()
-        .map(|(_, d, r)| SessionInput {
-            scars: &d.scars,
-            to_baseline: r.affine(),
-            residual_px: r.residual_px,
-            width: d.input.width as usize,
-            height: d.input.height as usize,
-            mm_per_px: d.calibration.mm_per_px,
-            processing_factor: d.processing.factor,
-        })
-        .collect();
-    let series = t.time("track", || track_series(&inputs, &tp));
+    let (tracked, inputs) = tracked_inputs(&sessions);
+    let series = t.time("track", || {
+        track_series_with_pairs(
+            &inputs,
+            &mut |k, bi, ai| pairs.get(&(k, bi, ai)).copied(),
+            &tp,
+        )
+    });
     let tracking = TrackingInfo {
         status: match (tracked.is_empty(), left_out.is_empty()) {
             (true, _) => "unavailable",
@@ -441,8 +549,8 @@ fn process_view(
         .into(),
         note: (!left_out.is_empty())
             .then(|| format!("sessions left out of the tracks: {}", left_out.join(", "))),
-        baseline: tracked.first().map(|(e, _, _)| e.session.clone()),
-        sessions: tracked.iter().map(|(e, _, _)| e.session.clone()).collect(),
+        baseline: tracked.first().map(|e| e.session.clone()),
+        sessions: tracked.iter().map(|e| e.session.clone()).collect(),
         parameters: tp,
     };
     drop(inputs);
@@ -612,11 +720,40 @@ pub enum LockError {
     },
 }
 
-/// An exclusive hold on an output folder, released when dropped or when the process dies
-/// (an advisory `flock`, so a killed run never leaves a stale lock behind).
+/// An exclusive hold on an output folder: an advisory `flock` on its lock file, so a killed
+/// run never leaves a stale lock behind. Dropping it (the run ended, successfully or not)
+/// removes the lock file it created and releases the lock.
 #[derive(Debug)]
 pub struct OutputLock {
-    _file: std::fs::File,
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl Drop for OutputLock {
+    fn drop(&mut self) {
+        // Removed while still held, and only if the path is still this lock's file: a run
+        // that opens the path meanwhile finds it gone once it holds the lock and retries.
+        if same_file(&self.file, &self.path) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Whether `path` names the open `file` (not a file created there since, nor nothing).
+fn same_file(file: &std::fs::File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), std::fs::symlink_metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        path.is_file()
+    }
 }
 
 /// Create `dir` if needed and take its lock; then remove temporary files a killed run may
@@ -633,34 +770,42 @@ pub fn lock_output(dir: &Path) -> Result<OutputLock, LockError> {
         source,
     };
     std::fs::create_dir_all(dir).map_err(io)?;
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(dir.join(LOCK_FILE))
-        .map_err(io)?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            let holder = match holder.trim() {
-                "" => "process unknown".to_string(),
-                h => h.to_string(),
-            };
-            return Err(LockError::Busy {
-                dir: dir.to_path_buf(),
-                holder,
-            });
+    let path = dir.join(LOCK_FILE);
+    let mut file = loop {
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = match holder.trim() {
+                    "" => "process unknown".to_string(),
+                    h => h.to_string(),
+                };
+                return Err(LockError::Busy {
+                    dir: dir.to_path_buf(),
+                    holder,
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
-        Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
-    }
+        // The run that held the lock may have removed its file between our open and our
+        // lock: then this lock guards nothing; take the one at the path now.
+        if same_file(&file, &path) {
+            break file;
+        }
+    };
     file.set_len(0).map_err(io)?;
     file.rewind().map_err(io)?;
     writeln!(file, "pid {}", std::process::id()).map_err(io)?;
     remove_stale_temporaries(dir, 4);
-    Ok(OutputLock { _file: file })
+    Ok(OutputLock { file, path })
 }
 
 /// Remove `.scarscope-*.tmp` files left by a killed run, `depth` folder levels deep.

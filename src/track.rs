@@ -9,10 +9,11 @@
 //! session shows its skin, and out of view where it does not.
 //!
 //! Changes: where both sessions' relief maps are given ([`track_series_with_maps`], as
-//! `compare` does), the two scars are measured over their common support
+//! `compare` does, or [`track_series_with_pairs`], as `batch` does while it keeps only the
+//! baseline's maps), the two scars are measured over their common support
 //! ([`crate::change`]): the same reference ring, the same footprint rule; the later area is the
 //! baseline footprint scaled by the ratio of effective areas (volume / depth). Otherwise
-//! (`batch`) each session's single-photo figures are subtracted.
+//! each session's single-photo figures are subtracted.
 //!
 //! Status rule (also in the README): a change counts only when it exceeds `k_sigma` times its
 //! combined one-σ uncertainty √(σ_before² + σ_after²). Depth uses, paired, each session's ring
@@ -296,6 +297,63 @@ pub fn track_series_with_maps(
     maps: &[Option<SessionMaps>],
     p: &TrackParams,
 ) -> Series {
+    track_series_with_pairs(
+        sessions,
+        &mut |k, bi, ai| {
+            let (Some(Some(m0)), Some(Some(mk))) = (maps.first(), maps.get(k)) else {
+                return None;
+            };
+            PairedFigures::measure(m0, bi, mk, ai, &sessions[0], &sessions[k])
+        },
+        p,
+    )
+}
+
+/// A paired measurement of one tracked scar ([`crate::change::measure_pair`]) with the grid
+/// scales of its two sessions: everything a change needs of the relief maps, so a caller can
+/// measure a session's pairs while it holds its maps and drop them before the next session.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PairedFigures {
+    /// Both sessions over the common support.
+    pub measure: PairedMeasure,
+    /// Camera pixels per processing pixel: baseline, later session.
+    pub factor: [usize; 2],
+    /// Relief units per processing pixel: baseline, later session.
+    pub unit_per_px: [f64; 2],
+}
+
+impl PairedFigures {
+    /// Measure scar `bi` of the baseline (`m0`, `s0`) and scar `ai` of a later session
+    /// (`mk`, `sk`) over their common support; None where the pair cannot be measured.
+    pub fn measure(
+        m0: &SessionMaps,
+        bi: usize,
+        mk: &SessionMaps,
+        ai: usize,
+        s0: &SessionInput,
+        sk: &SessionInput,
+    ) -> Option<Self> {
+        let (b, a) = (s0.scars.get(bi)?, sk.scars.get(ai)?);
+        measure_pair(m0, bi, mk, ai, &sk.to_baseline, b.bbox_px, a.bbox_px).map(|measure| {
+            PairedFigures {
+                measure,
+                factor: [m0.factor, mk.factor],
+                unit_per_px: [m0.unit_per_px, mk.unit_per_px],
+            }
+        })
+    }
+}
+
+/// [`track_series`], with the change of scar `bi` of the baseline to scar `ai` of session `k`
+/// measured paired wherever `pair(k, bi, ai)` gives its figures (single-photo otherwise).
+/// Tracks are assigned session by session, each session from the earlier ones only, so a
+/// prefix `sessions[..=k]` gives the same tracks up to session k as the whole series: a
+/// caller can track each new session as it comes and measure only that session's pairs.
+pub fn track_series_with_pairs(
+    sessions: &[SessionInput],
+    pair: &mut dyn FnMut(usize, usize, usize) -> Option<PairedFigures>,
+    p: &TrackParams,
+) -> Series {
     let n_ses = sessions.len();
     if n_ses == 0 {
         return Series {
@@ -379,7 +437,7 @@ pub fn track_series_with_maps(
                 let o = t.obs[k].as_ref();
                 let (st, ch) = match (b, o) {
                     (Some(b), Some(a)) if k > 0 => {
-                        let ch = change_of(sessions, maps, k, b.index, a.index, p);
+                        let ch = change_of(sessions, pair, k, b.index, a.index, p);
                         (Some(classify(&ch, p.k_sigma)), Some(ch.0))
                     }
                     (Some(_), Some(_)) => (None, None),
@@ -433,7 +491,7 @@ pub fn track_series_with_maps(
 /// sessions have maps and the pair can be measured, otherwise from the single-photo figures.
 fn change_of(
     sessions: &[SessionInput],
-    maps: &[Option<SessionMaps>],
+    pair: &mut dyn FnMut(usize, usize, usize) -> Option<PairedFigures>,
     k: usize,
     bi: usize,
     ai: usize,
@@ -442,15 +500,10 @@ fn change_of(
     let (bs, ks) = (&sessions[0], &sessions[k]);
     let (b, a) = (&bs.scars[bi], &ks.scars[ai]);
     let sc = ks.to_baseline.scale();
-    let paired = match (maps.first(), maps.get(k)) {
-        (Some(Some(m0)), Some(Some(mk))) => {
-            measure_pair(m0, bi, mk, ai, &ks.to_baseline, b.bbox_px, a.bbox_px).map(|pm| {
-                let calibrated = bs.mm_per_px.is_some() && ks.mm_per_px.is_some();
-                paired_sides(&pm, [m0, mk], sc, calibrated, p.depth_rel_uncertainty)
-            })
-        }
-        _ => None,
-    };
+    let paired = pair(k, bi, ai).map(|pf| {
+        let calibrated = bs.mm_per_px.is_some() && ks.mm_per_px.is_some();
+        paired_sides(&pf, sc, calibrated, p.depth_rel_uncertainty)
+    });
     match paired {
         Some(sides) => change(b, a, sides, "paired", p.area_rel_uncertainty),
         None => change(
@@ -504,18 +557,13 @@ fn single_side(s: &Scar, ses: &SessionInput, sc: f64) -> Side {
 
 /// The two sides of a paired measurement ([`crate::change`]): both over the same support,
 /// areas in the baseline's scale; depth uncertainty = ring noise ⊕ `rel` × depth.
-fn paired_sides(
-    pm: &PairedMeasure,
-    maps: [&SessionMaps; 2],
-    sc: f64,
-    calibrated: bool,
-    rel: f64,
-) -> [Side; 2] {
+fn paired_sides(pf: &PairedFigures, sc: f64, calibrated: bool, rel: f64) -> [Side; 2] {
+    let pm = &pf.measure;
     let (after_area, after_area_px) = pm.after_area();
     let mm = |v: f64| calibrated.then_some(v);
-    let side = |m: &SupportMeasure, area: f64, area_px: f64, own: &SessionMaps, s: f64| {
+    let side = |m: &SupportMeasure, area: f64, area_px: f64, own: usize, s: f64| {
         // Relief units → baseline camera pixels.
-        let to_px = own.factor as f64 / own.unit_per_px * s;
+        let to_px = pf.factor[own] as f64 / pf.unit_per_px[own] * s;
         let unc = m.ring_sd.hypot(rel * m.depth);
         Side {
             area_mm2: mm(area),
@@ -527,12 +575,12 @@ fn paired_sides(
             depth_unc_mm: mm(unc),
             depth_unc_px: unc * to_px,
             // The outline is traced on the baseline's grid in both sessions.
-            edge_px: maps[0].factor as f64,
-            edge_mm: mm(maps[0].unit_per_px),
+            edge_px: pf.factor[0] as f64,
+            edge_mm: mm(pf.unit_per_px[0]),
         }
     };
-    let before = side(&pm.before, pm.before.area, pm.before.area_px, maps[0], 1.0);
-    let after = side(&pm.after, after_area, after_area_px, maps[1], sc);
+    let before = side(&pm.before, pm.before.area, pm.before.area_px, 0, 1.0);
+    let after = side(&pm.after, after_area, after_area_px, 1, sc);
     [before, after]
 }
 

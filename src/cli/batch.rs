@@ -2,10 +2,11 @@
 //! library provides it, registered and tracked), written as `subjects/<id>.json`,
 //! `study.json`, `scars.csv`, overlays and the HTML report (`report/`).
 //!
-//! Subjects run in parallel on a rayon pool of `--jobs` threads; the per-photo analysis runs
-//! on the same pool, so the machine is never oversubscribed. Exactly `--jobs` lanes pull
-//! subjects in study order, each lane holding at most one photo at a time, so memory is
-//! bounded by the jobs, not by the study's size.
+//! Subjects run in parallel: `--jobs` lanes (fewer when the shard has fewer subjects) pull
+//! subjects in study order, each lane on a rayon pool of its own that runs its photos'
+//! parallel work; the pools share out `--jobs` threads, so the machine is never
+//! oversubscribed and no lane ever runs (or waits for) another lane's work. Each lane holds at
+//! most one photo at a time, so memory is bounded by the jobs, not by the study's size.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -121,9 +122,17 @@ pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
         .map(|s| s.photos.len())
         .sum();
     let log = Log::new(a.quiet, photos as u64, selected.len());
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs)
-        .build()
+    // One lane per job (fewer when there are fewer subjects), each with a pool of its own:
+    // the jobs' threads shared out among the lanes, so a lane never runs another lane's work
+    // (which could stack two subjects on one thread) and never waits for a free thread.
+    let lanes = jobs.min(selected.len()).max(1);
+    let pools = (0..lanes)
+        .map(|i| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(jobs / lanes + usize::from(i < jobs % lanes))
+                .build()
+        })
+        .collect::<Result<Vec<_>, _>>()
         .context("cannot start the worker threads")?;
     // One small `Kept` per finished subject; its document is dropped once written.
     let slots: Vec<Mutex<Option<Kept>>> = selected.iter().map(|_| Mutex::new(None)).collect();
@@ -139,10 +148,6 @@ pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
             lock(&write_failures).push(f);
         }
     };
-    // Every lane starts on its own thread before any photo work: a lane waiting at the
-    // photo gate runs only the other lanes' parallel work, never a lane not yet started
-    // (which could then wait for the very lane it interrupted).
-    let started = std::sync::Barrier::new(jobs);
     let lane = || loop {
         let k = next.fetch_add(1, Ordering::SeqCst);
         let Some(&i) = selected.get(k) else { break };
@@ -187,16 +192,12 @@ pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
         }
         page(&doc);
     };
-    pool.install(|| {
-        rayon::scope(|s| {
-            for _ in 0..jobs {
-                s.spawn(|_| {
-                    started.wait();
-                    lane()
-                });
-            }
-        })
+    std::thread::scope(|s| {
+        for pool in &pools {
+            s.spawn(|| pool.install(lane));
+        }
     });
+    drop(pools);
     log.finish();
     let kept: Vec<Kept> = slots
         .into_iter()
