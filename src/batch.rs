@@ -24,7 +24,6 @@ use ndarray::Array2;
 
 use crate::analyze::{analyze_keeping_relief_timed, processing_factor, Analysis, ReliefMap};
 use crate::change::SessionMaps;
-use crate::compare::prepare;
 use crate::load::{decode_bytes, LoadLimits, PlaneSource, MAX_FILE_BYTES};
 use crate::register::{register, RegisterParams, Registration, RegistrationPlane};
 use crate::report::overlay::{draw_overlay, write_png};
@@ -340,7 +339,7 @@ fn run_photo(
     let params = Settings::analyze_params(settings, &cfg.overrides);
     let work = || -> Result<_, Failure> {
         // Decoded samples, reduced by each stage to its own scale: no full-resolution float
-        // planes except the transient ones of the reductions and the overlay.
+        // planes except the transient ones of the overlay.
         let img = t
             .time("decode", || decode_bytes(&bytes, &shown, &cfg.limits))
             .map_err(|e| fail("load", e.to_string()))?;
@@ -348,23 +347,25 @@ fn run_photo(
         let (w, h) = (img.photo.width(), img.photo.height());
         let f = processing_factor(&params, w, h);
         let _pass = t.time("wait", || cfg.gate.enter(((w / f) * (h / f)) as u64));
-        // One pass over the samples gives the registration plane (all that is kept of the
-        // pixels) and the analysis' reduction, as `compare` does.
-        let (plane, source) = t.time("reduce", || {
-            prepare(&img.photo, &params, &RegisterParams::default())
-        });
-        let (mut a, relief) = analyze_keeping_relief_timed(&source, &params, t).map_err(|e| {
-            fail(
-                "analyze",
-                format!("{}: cannot analyse: {e}", shown.display()),
-            )
-        })?;
-        drop(source);
+        let (mut a, relief) =
+            analyze_keeping_relief_timed(&img.photo, &params, t).map_err(|e| {
+                fail(
+                    "analyze",
+                    format!("{}: cannot analyse: {e}", shown.display()),
+                )
+            })?;
         let doc = t.time("report", || analyze_doc(&img.meta, &params, &a));
         let ov = t.time("overlay", || draw_overlay(&img.photo.to_planes(), &a));
         let maps = ViewMaps::take(&mut a, relief);
         drop(a);
-        let plane = plane.map_err(|e| fail("register", e.to_string()));
+        // The small plane registration needs is all that is kept of the pixels. Made after
+        // the analysis, not in its reduction pass as `compare` does: two full-resolution
+        // reductions at once would raise the job's peak memory more than the pass saves.
+        let plane = t
+            .time("registration plane", || {
+                RegistrationPlane::from_planes(&img.photo, &RegisterParams::default())
+            })
+            .map_err(|e| fail("register", e.to_string()));
         Ok((doc, ov, plane, maps))
     };
     let (doc, ov, plane, maps) =

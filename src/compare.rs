@@ -190,8 +190,8 @@ pub fn compare_timed<P: PlaneSource + ?Sized>(
 }
 
 /// A photo's registration plane, and the photo with its reduction for an analysis with `p`
-/// already made in the same pass over its samples (`batch` prepares its photos this way too).
-pub(crate) fn prepare<'a, P: PlaneSource + ?Sized>(
+/// already made in the same pass over its samples.
+fn prepare<'a, P: PlaneSource + ?Sized>(
     photo: &'a P,
     p: &AnalyzeParams,
     rp: &RegisterParams,

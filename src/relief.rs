@@ -213,10 +213,11 @@ pub fn relief(
     // Without this, both walls of a pit read darker than they are, the pit does not close,
     // and a trench trails away from every scar.
     let mut cross: Option<Array2<f32>> = None;
-    let mut z = Array2::<f32>::zeros(shading.dim());
-    for _ in 0..=p.cross_slope_passes {
+    let mut z = Array2::<f32>::zeros((0, 0));
+    for pass in 0..=p.cross_slope_passes {
         let mut slope = Array2::<f32>::zeros(shading.dim());
-        match &cross {
+        // Each pass's planes are dropped as soon as the next pass no longer needs them.
+        match &cross.take() {
             None => Zip::from(&mut slope).and(&cos_nl).par_for_each(|g, m| {
                 let phi = e - (*m as f64).asin();
                 *g = phi.tan().clamp(-4.0, 4.0) as f32;
@@ -232,8 +233,13 @@ pub fn relief(
         // Slopes of healthy skin average to zero over a photo; remove any bias the model leaves.
         let med = robust_median(&slope.view());
         slope.par_mapv_inplace(|v| v - med);
+        drop(std::mem::take(&mut z));
         z = integrate_slope(&slope.view(), az, p.epsilon, p.cutoff_mm / unit_per_px);
+        drop(slope);
         z.par_mapv_inplace(|v| v * gain);
+        if pass == p.cross_slope_passes {
+            break; // the last pass's cross slope would go unused
+        }
         let (gx, gy) = gradient(&z.view());
         // v = (sin a, cos a) in image axes, perpendicular to u = (cos a, −sin a).
         cross = Some(
@@ -328,6 +334,7 @@ pub fn integrate_slope(
             out
         })
         .collect();
+    drop(buf);
     for (y, r) in rows.iter().enumerate() {
         for (kx, v) in r.iter().enumerate() {
             spec[[kx, y]] = *v;
