@@ -1,8 +1,9 @@
 //! Study layer, second half: runs one subject of a planned [`Study`] — every view of every
 //! session loaded, analysed and drawn in turn (one full-resolution photo in memory at a time;
-//! only the analysis and the small registration plane are kept), registered onto the view's
-//! baseline ([`crate::register`]) and tracked over the sessions ([`crate::track`]), then the
-//! subject's [`SubjectDoc`] built. The caller decides
+//! of the pixels only the baseline's small registration plane and its relief and label maps
+//! are kept), registered onto the view's baseline ([`crate::register`]) and tracked over the
+//! sessions ([`crate::track`]), each change measured paired as `compare` does
+//! ([`crate::change`]), then the subject's [`SubjectDoc`] built. The caller decides
 //! which subjects run where (threads, shards, resume) and writes the documents.
 //!
 //! A subject's [`fingerprint`] hashes everything its outputs depend on, so a finished subject
