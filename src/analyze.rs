@@ -10,7 +10,7 @@ use crate::load::PlaneSource;
 use crate::measure::{measure, MeasureContext, Scar, ScarType};
 use crate::normalize::{normalize_reduced, CEIL, FLOOR};
 use crate::relief::{
-    estimate_azimuth, relief, Light, LightSource, ReliefParams, ASSUMED_ELEVATION_DEG,
+    estimate_azimuth, relief_on_surface, Light, LightSource, ReliefParams, ASSUMED_ELEVATION_DEG,
 };
 use crate::segment::{segment, Regions, SegmentParams};
 use crate::timings::Timings;
@@ -420,7 +420,15 @@ fn analyze_inner<P: PlaneSource + ?Sized>(
         ..Default::default()
     };
     let rel = t.time("relief", || {
-        relief(&intr.shading.view(), azimuth_deg, elevation_deg, unit, &rp)
+        // The light's elevation over the skin itself, from how bright the healthy skin is.
+        relief_on_surface(
+            &intr.shading.view(),
+            Some(&intr.flat_shading.view()),
+            azimuth_deg,
+            elevation_deg,
+            unit,
+            &rp,
+        )
     });
     if rel.shadow_fraction > 0.01 {
         warnings.push(format!(

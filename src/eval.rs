@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::measure::ScarType;
-use crate::phantom::PhotoTruth;
+use crate::phantom::{PhotoTruth, SubjectConfig};
 
 /// The part of a measured scar that evaluation needs (read back from JSON or taken directly).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -210,6 +210,23 @@ pub struct GridSummary {
     pub false_positives_per_10cm2: f64,
 }
 
+/// Phantom configuration of grid case `i` (see [`grid_case`]): 10/20/40 px/mm in turn, light
+/// elevation 25–60°, skin from very light to very dark, one session, the light's azimuth
+/// drawn by the phantom.
+pub fn grid_config(i: usize, scars: bool, width: usize, height: usize) -> SubjectConfig {
+    SubjectConfig {
+        width,
+        height,
+        px_per_mm: [10.0, 20.0, 40.0][i % 3],
+        n_scars: 25,
+        sessions: 1,
+        light_elevation_deg: Some(25.0 + 35.0 * ((i * 7) % 11) as f64 / 10.0),
+        skin_melanin: Some([0.08, 0.6, 1.2, 2.0][(i / 3) % 4]),
+        scars,
+        ..Default::default()
+    }
+}
+
 /// The accuracy grid of the analysis issue: case `i` cycles resolution 10/20/40 px/mm,
 /// elevation over 25–60°, skin from very light to very dark; the phantom draws the azimuth.
 /// Each photo is analysed twice, with the light given and estimated. `scars == false` makes
@@ -223,21 +240,10 @@ pub fn grid_case(
 ) -> Result<[GridCase; 2], crate::error::Error> {
     use crate::analyze::{analyze, AnalyzeParams, Calibration};
     use crate::load::{load_bytes, LoadLimits};
-    use crate::phantom::{Subject, SubjectConfig};
-    let ppm = [10.0, 20.0, 40.0][i % 3];
-    let el = 25.0 + 35.0 * ((i * 7) % 11) as f64 / 10.0;
-    let mel = [0.08, 0.6, 1.2, 2.0][(i / 3) % 4];
-    let cfg = SubjectConfig {
-        width,
-        height,
-        px_per_mm: ppm,
-        n_scars: 25,
-        sessions: 1,
-        light_elevation_deg: Some(el),
-        skin_melanin: Some(mel),
-        scars,
-        ..Default::default()
-    };
+    use crate::phantom::Subject;
+    let cfg = grid_config(i, scars, width, height);
+    let (ppm, mel) = (cfg.px_per_mm, cfg.skin_melanin.unwrap_or(f64::NAN));
+    let el = cfg.light_elevation_deg.unwrap_or(f64::NAN);
     let subject = Subject::generate("grid", 1000 + i as u64, &cfg);
     let jpg = subject.render_jpeg(0);
     let truth = subject.truth(0, "cheek");

@@ -11,7 +11,7 @@
 
 use ndarray::{Array2, Zip};
 
-use crate::filters::gaussian;
+use crate::filters::{gaussian, robust_median};
 use crate::normalize::Normalized;
 
 /// Shading and chromophore planes at the processing resolution.
@@ -25,6 +25,10 @@ pub struct Intrinsics {
     pub erythema: Array2<f32>,
     /// Fitted weights of the two chromatic differences in the mean density.
     pub pigment_weights: [f32; 2],
+    /// Optical density of the healthy skin's smooth brightness relative to the photo's median,
+    /// with its pigment part removed the same way (> 0: darker). Where it is not lighting
+    /// fall-off it is the shading of the skin's large-scale tilt.
+    pub flat_shading: Array2<f32>,
 }
 
 /// Separate shading from pigment.
@@ -82,11 +86,18 @@ pub fn separate(n: &Normalized, chroma_sigma_px: f32) -> Intrinsics {
         .par_for_each(|s, c1, c2| *s -= w1 * c1 + w2 * c2);
     let melanin = Zip::from(r).and(&shading).par_map_collect(|rv, s| rv - s);
     let erythema = Zip::from(g).and(r).par_map_collect(|gv, rv| gv - rv);
+    let [fr, fg, fb] = &n.flat_od;
+    let mut flat_shading = Zip::from(fr).and(fg).and(fb).par_map_collect(|rv, gv, bv| {
+        a[0] * rv + a[1] * gv + a[2] * bv - w1 * (rv - gv) - w2 * (gv - bv)
+    });
+    let fm = robust_median(&flat_shading.view());
+    flat_shading.par_mapv_inplace(|v| v - fm);
     Intrinsics {
         shading,
         melanin,
         erythema,
         pigment_weights: [w1, w2],
+        flat_shading,
     }
 }
 
@@ -121,6 +132,11 @@ mod tests {
         let n = Normalized {
             od: [mk(0), mk(1), mk(2)],
             skin_od: [0.0; 3],
+            flat_od: [
+                Array2::zeros((h, w)),
+                Array2::zeros((h, w)),
+                Array2::zeros((h, w)),
+            ],
             clipped_fraction: 0.0,
             factor: 1,
         };

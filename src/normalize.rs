@@ -18,6 +18,10 @@ pub struct Normalized {
     pub od: [Array2<f32>; 3],
     /// Median optical density of the skin per channel (before high-pass), for colour reports.
     pub skin_od: [f32; 3],
+    /// The smooth field removed from each channel (optical density, low-passed at the
+    /// normalisation scale): lighting fall-off and the shading of the skin's own large-scale
+    /// tilt (a cheek facing away from the light is darker), which the relief stage needs.
+    pub flat_od: [Array2<f32>; 3],
     /// Fraction of pixels clipped to black or white in any channel.
     pub clipped_fraction: f32,
     /// Integer downsampling factor from camera pixels to processing pixels.
@@ -55,7 +59,7 @@ pub fn normalize_reduced(reduced: Reduced, factor: usize, flat_sigma_px: f32) ->
     } = reduced;
     let total = total.max(1);
     let mut skin_od = [0f32; 3];
-    let od: Vec<Array2<f32>> = small
+    let (od, fields): (Vec<Array2<f32>>, Vec<Array2<f32>>) = small
         .into_iter()
         .enumerate()
         .map(|(c, small)| {
@@ -70,17 +74,20 @@ pub fn normalize_reduced(reduced: Reduced, factor: usize, flat_sigma_px: f32) ->
             // A pixel cannot be more than a few OD off healthy skin; beyond that it is a
             // clipped or quantised-to-zero value, not information.
             d.par_mapv_inplace(|v| (v - m).clamp(-MAX_OD_DEVIATION, MAX_OD_DEVIATION));
-            d
+            (d, field)
         })
-        .collect();
-    let mut it = od.into_iter();
-    let (r, g, b) = match (it.next(), it.next(), it.next()) {
-        (Some(r), Some(g), Some(b)) => (r, g, b),
-        _ => unreachable!("three channels were mapped"),
+        .unzip();
+    let three = |v: Vec<Array2<f32>>| -> [Array2<f32>; 3] {
+        let mut it = v.into_iter();
+        match (it.next(), it.next(), it.next()) {
+            (Some(r), Some(g), Some(b)) => [r, g, b],
+            _ => unreachable!("three channels were mapped"),
+        }
     };
     Normalized {
-        od: [r, g, b],
+        od: three(od),
         skin_od,
+        flat_od: three(fields),
         clipped_fraction: clipped as f32 / total as f32,
         factor,
     }

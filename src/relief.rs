@@ -185,7 +185,8 @@ pub struct Relief {
 }
 
 /// Invert shading for the slope along the light and integrate it into a height map in the
-/// units of `unit_per_px` (mm per processing pixel).
+/// units of `unit_per_px` (mm per processing pixel), treating the skin as flat: every pixel
+/// sees the light at `elevation_deg`. See [`relief_on_surface`].
 pub fn relief(
     shading: &ArrayView2<f32>,
     azimuth_deg: f64,
@@ -193,18 +194,62 @@ pub fn relief(
     unit_per_px: f64,
     p: &ReliefParams,
 ) -> Relief {
+    relief_on_surface(shading, None, azimuth_deg, elevation_deg, unit_per_px, p)
+}
+
+/// Lowest and highest local elevation the tilt correction lets the light take, degrees: below,
+/// the skin is nearly in its own shadow; above, the light falls along the normal and slopes
+/// no longer shade one way.
+const LOCAL_ELEVATION_DEG: (f64, f64) = (5.0, 70.0);
+
+/// Sine of the light's elevation over the local skin surface, from the smooth brightness of
+/// that skin (`flat`, optical density relative to the photo's median skin, > 0 darker): flat
+/// skin returns (sin e + α) times its irradiance relative to the median, minus ambient.
+fn local_sin_elevation(se: f64, alpha: f64, flat: f32) -> f64 {
+    let (lo, hi) = LOCAL_ELEVATION_DEG;
+    ((se + alpha) * (-(flat as f64)).exp() - alpha)
+        .clamp(lo.to_radians().sin(), hi.to_radians().sin())
+}
+
+/// [`relief`] on curved skin. A cheek is not flat: where it turns away from the light the
+/// light grazes it at a lower elevation, so the same slope casts more shading, and reading it
+/// with the photo's elevation over-states depth (by cot e over cot e_local, a factor of two
+/// for a 10° turn under 25° light). `flat` is the healthy skin's smooth brightness (optical
+/// density relative to the photo's median, > 0 darker, e.g. [`Intrinsics::flat_shading`]):
+/// the local elevation is what makes flat skin that bright. Lighting fall-off cannot be told
+/// apart from tilt in one photo and is read as tilt. Slopes are then taken against the local
+/// surface, which is what depth is measured from.
+///
+/// [`Intrinsics::flat_shading`]: crate::intrinsics::Intrinsics::flat_shading
+pub fn relief_on_surface(
+    shading: &ArrayView2<f32>,
+    flat: Option<&ArrayView2<f32>>,
+    azimuth_deg: f64,
+    elevation_deg: f64,
+    unit_per_px: f64,
+    p: &ReliefParams,
+) -> Relief {
     let e = elevation_deg.clamp(1.0, 89.0).to_radians();
     let az = azimuth_deg.to_radians();
-    let (se, ce, alpha) = (e.sin(), e.cos(), p.ambient.max(0.0));
+    let (se, alpha) = (e.sin(), p.ambient.max(0.0));
+    // Sine of the local elevation per pixel (the photo's own where the skin is taken as flat).
+    let local_se = match flat {
+        Some(f) if f.dim() == shading.dim() => f.mapv(|v| local_sin_elevation(se, alpha, v) as f32),
+        _ => Array2::from_elem(shading.dim(), se as f32),
+    };
     let mut shadow = 0usize;
     // Cosine of the angle between normal and light, as the shading says.
-    let cos_nl = shading.mapv(|s| {
-        let arg = (-(s as f64)).exp() * (se + alpha) - alpha;
-        if arg <= 0.0 {
-            shadow += 1;
-        }
-        arg.clamp(0.0, 1.0) as f32
-    });
+    let mut cos_nl = Array2::<f32>::zeros(shading.dim());
+    Zip::from(&mut cos_nl)
+        .and(shading)
+        .and(&local_se)
+        .for_each(|c, s, le| {
+            let arg = (-(*s as f64)).exp() * (*le as f64 + alpha) - alpha;
+            if arg <= 0.0 {
+                shadow += 1;
+            }
+            *c = arg.clamp(0.0, 1.0) as f32;
+        });
     let gain = (1.0 + p.epsilon.sqrt()) as f32;
     let (sv, cv) = (az.sin() as f32, az.cos() as f32);
     // The shading of a wall depends on its slope across the light too: a normal tilted
@@ -218,15 +263,21 @@ pub fn relief(
         let mut slope = Array2::<f32>::zeros(shading.dim());
         // Each pass's planes are dropped as soon as the next pass no longer needs them.
         match &cross.take() {
-            None => Zip::from(&mut slope).and(&cos_nl).par_for_each(|g, m| {
-                let phi = e - (*m as f64).asin();
-                *g = phi.tan().clamp(-4.0, 4.0) as f32;
-            }),
+            None => Zip::from(&mut slope)
+                .and(&cos_nl)
+                .and(&local_se)
+                .par_for_each(|g, m, le| {
+                    let phi = (*le as f64).asin() - (*m as f64).asin();
+                    *g = phi.tan().clamp(-4.0, 4.0) as f32;
+                }),
             Some(zv) => Zip::from(&mut slope)
                 .and(&cos_nl)
                 .and(zv)
-                .par_for_each(|g, m, v| {
-                    *g = slope_along_light(se, ce, *m as f64, (*v as f64).clamp(-4.0, 4.0))
+                .and(&local_se)
+                .par_for_each(|g, m, v, le| {
+                    let le = *le as f64;
+                    let lc = (1.0 - le * le).max(0.0).sqrt();
+                    *g = slope_along_light(le, lc, *m as f64, (*v as f64).clamp(-4.0, 4.0))
                         .clamp(-4.0, 4.0) as f32;
                 }),
         }
@@ -452,6 +503,57 @@ mod tests {
             let depth = zr[[0, 0]] - zr[[80, 100]];
             assert!((depth - 3.0).abs() < 0.3, "az {az_deg}: depth {depth}");
         }
+    }
+
+    /// A pit on skin that turns away from the light: its shading (relative to the tilted skin
+    /// around it, as normalisation leaves it) over-states depth when read with the photo's
+    /// elevation; read with the local elevation implied by the skin's brightness it is right.
+    #[test]
+    fn pit_on_skin_turned_away_from_the_light_reads_its_depth_with_the_local_elevation() {
+        let (n, unit) = (200usize, 0.05);
+        let (e, alpha, tilt) = (35f64.to_radians(), 0.1, 12f64.to_radians());
+        let (r0, depth) = (1.0, 0.2);
+        // Light from the right (azimuth 0); the skin's normal leans away from it by `tilt`.
+        let l = [e.cos(), 0.0, e.sin()];
+        let lit = |zx: f64, zy: f64| {
+            // Surface z = tan(tilt)·x + pit (rising towards the light): the pit's slopes add to the skin's own.
+            let (gx, gy) = (zx + tilt.tan(), zy);
+            let nn = (1.0 + gx * gx + gy * gy).sqrt();
+            ((-gx * l[0] - gy * l[1] + l[2]) / nn).max(0.0) + alpha
+        };
+        let flat_irr = lit(0.0, 0.0);
+        let shading = Array2::from_shape_fn((n, n), |(y, x)| {
+            let (dx, dy) = ((x as f64 - 100.0) * unit, (y as f64 - 100.0) * unit);
+            let r2 = (dx * dx + dy * dy) / (r0 * r0);
+            let g = depth * 2.0 / (r0 * r0) * (-r2).exp();
+            (-(lit(g * dx, g * dy) / flat_irr).ln()) as f32
+        });
+        // Brightness of the tilted skin against skin facing the light at elevation e.
+        let od = -(flat_irr / (e.sin() + alpha)).ln() as f32;
+        let flat = Array2::from_elem((n, n), od);
+        let p = ReliefParams::default();
+        let read = |r: &Relief| {
+            let z = &r.height;
+            let ring = (z[[100, 10]] + z[[100, 190]] + z[[10, 100]] + z[[190, 100]]) / 4.0;
+            (ring - z[[100, 100]]) as f64
+        };
+        let plain = read(&relief(&shading.view(), 0.0, 35.0, unit, &p));
+        let local = read(&relief_on_surface(
+            &shading.view(),
+            Some(&flat.view()),
+            0.0,
+            35.0,
+            unit,
+            &p,
+        ));
+        assert!(
+            plain > 1.3 * depth,
+            "flat-skin reading {plain} (true {depth})"
+        );
+        assert!(
+            (local - depth).abs() < 0.15 * depth,
+            "local reading {local} (true {depth})"
+        );
     }
 
     #[test]

@@ -78,6 +78,25 @@ pub struct ScaleSpace {
     pub fine_noise: f32,
 }
 
+/// Window (Gaussian σ, in surround σ) over which the local noise of a response is pooled:
+/// wide enough to hold dozens of independent samples of that scale.
+const LOCAL_NOISE_WINDOW: f32 = 4.0;
+
+/// Noise of a response is not the same everywhere in a photo (exposure and light fall-off,
+/// local light elevation on curved skin, focus): the local mean absolute deviation from
+/// `med`, each pixel clipped at 3 `sd` so scars do not count as noise, pooled with a
+/// Gaussian of `window` px, relative to the same statistic over the whole photo. Kept within
+/// 1/3…3.
+fn local_noise_ratio(d: &Array2<f32>, med: f32, sd: f32, window: f32) -> Array2<f32> {
+    let cap = 3.0 * sd;
+    let dev = d.mapv(|v| (v - med).abs().min(cap));
+    let global = (dev.iter().map(|v| *v as f64).sum::<f64>() / dev.len().max(1) as f64) as f32;
+    let mut local = gaussian(&dev.view(), window);
+    let g = global.max(1e-12);
+    local.par_mapv_inplace(|v| (v / g).clamp(1.0 / 3.0, 3.0));
+    local
+}
+
 /// Best-scale SNR of depressions and bumps over the scales of `p`.
 pub fn scale_space_snr(height: &ArrayView2<f32>, p: &SegmentParams) -> ScaleSpace {
     let mut dips = Array2::<f32>::from_elem(height.dim(), f32::MIN);
@@ -91,11 +110,13 @@ pub fn scale_space_snr(height: &ArrayView2<f32>, p: &SegmentParams) -> ScaleSpac
         let (med, sd) = robust_stats(&d.view());
         let sd = sd.max(1e-9);
         noises.push(sd);
+        let local = local_noise_ratio(&d, med, sd, s * p.surround_ratio * LOCAL_NOISE_WINDOW);
         Zip::from(&mut dips)
             .and(&mut bumps)
             .and(&d)
-            .par_for_each(|b, u, v| {
-                let snr = (v - med) / sd;
+            .and(&local)
+            .par_for_each(|b, u, v, r| {
+                let snr = (v - med) / (sd * r);
                 *b = b.max(snr);
                 *u = u.max(-snr);
             });
