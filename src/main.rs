@@ -48,9 +48,10 @@ mod huge {
     /// [`System`], advising huge pages for blocks of at least [`MIN_BYTES`].
     pub struct HugePages;
 
-    /// Smallest block advised: two huge pages, so at least one aligned huge page lies
-    /// inside it.
-    const MIN_BYTES: usize = 4 << 20;
+    /// Smallest block advised: a decoded photo of ~5 megapixels or more. Smaller blocks
+    /// (processing planes, a batch's modest photos) keep base pages, so resident memory
+    /// is not rounded up to whole huge pages where the faults saved would be few.
+    const MIN_BYTES: usize = 16 << 20;
     const HUGE_PAGE: usize = 2 << 20;
 
     /// Advise the whole huge pages inside `[p, p + n)`.
