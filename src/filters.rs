@@ -39,27 +39,29 @@ fn convolve_rows(src: &ArrayView2<f32>, k: &[f32]) -> Array2<f32> {
         .for_each_init(
             || (vec![0f32; w + 2 * rad], vec![0f32; w]),
             |(buf, acc), (mut o, r)| {
-                // Pad the row once so the inner loop has no bounds logic.
-                let first = r[0];
-                let last = r[w - 1];
-                for i in 0..rad {
-                    buf[i] = first;
-                    buf[rad + w + i] = last;
-                }
-                for (b, v) in buf[rad..rad + w].iter_mut().zip(r.iter()) {
-                    *b = *v;
-                }
-                // Tap by tap across the whole row, so the loop vectorises over x; each output
-                // still sums its products in tap order from −0.0, exactly as
-                // `win.iter().zip(k).map(|(a, b)| a * b).sum()` would.
-                acc.iter_mut().for_each(|a| *a = -0.0);
-                for (j, kv) in k.iter().enumerate() {
-                    for (a, v) in acc.iter_mut().zip(&buf[j..j + w]) {
-                        *a += v * kv;
+                {
+                    // Pad the row once so the inner loop has no bounds logic.
+                    let first = r[0];
+                    let last = r[w - 1];
+                    for i in 0..rad {
+                        buf[i] = first;
+                        buf[rad + w + i] = last;
                     }
-                }
-                for (ov, a) in o.iter_mut().zip(acc.iter()) {
-                    *ov = *a;
+                    for (b, v) in buf[rad..rad + w].iter_mut().zip(r.iter()) {
+                        *b = *v;
+                    }
+                    // Each output sums its products in tap order from −0.0, exactly as
+                    // `win.iter().zip(k).map(|(a, b)| a * b).sum()` would.
+                    let taps: Vec<&[f32]> = (0..k.len()).map(|j| &buf[j..j + w]).collect();
+                    match o.as_slice_mut() {
+                        Some(o) => tap_sums(o, &taps, k, -0.0),
+                        None => {
+                            tap_sums(acc, &taps, k, -0.0);
+                            for (ov, a) in o.iter_mut().zip(acc.iter()) {
+                                *ov = *a;
+                            }
+                        }
+                    }
                 }
             },
         );
@@ -74,30 +76,40 @@ fn convolve_cols(src: &ArrayView2<f32>, k: &[f32]) -> Array2<f32> {
         .into_par_iter()
         .enumerate()
         .for_each(|(y, mut o)| {
-            let orow = o.as_slice_mut();
-            let mut acc = vec![0f32; w];
-            for (j, kv) in k.iter().enumerate() {
-                let yy = (y as isize + j as isize - rad as isize).clamp(0, h as isize - 1) as usize;
-                let r = src.row(yy);
-                // On a contiguous row the loop vectorises; ndarray's iterator does not.
-                match r.as_slice() {
-                    Some(r) => {
-                        for (a, v) in acc.iter_mut().zip(r) {
-                            *a += kv * v;
-                        }
-                    }
-                    None => {
-                        for (a, v) in acc.iter_mut().zip(r.iter()) {
-                            *a += kv * v;
+            {
+                let rows: Option<Vec<&[f32]>> = (0..k.len())
+                    .map(|j| {
+                        let yy = (y as isize + j as isize - rad as isize).clamp(0, h as isize - 1);
+                        src.row(yy as usize).to_slice()
+                    })
+                    .collect();
+                if let (Some(rows), Some(orow)) = (&rows, o.as_slice_mut()) {
+                    // Each output sums its products in tap order from +0.0.
+                    tap_sums(orow, rows, k, 0.0);
+                    return;
+                }
+                let orow = o.as_slice_mut();
+                let mut acc = vec![0f32; w];
+                for (j, kv) in k.iter().enumerate() {
+                    let yy =
+                        (y as isize + j as isize - rad as isize).clamp(0, h as isize - 1) as usize;
+                    let r = src.row(yy);
+                    // On a contiguous row the loop vectorises; ndarray's iterator does not.
+                    match r.as_slice() {
+                        Some(r) => add_scaled(&mut acc, r, *kv),
+                        None => {
+                            for (a, v) in acc.iter_mut().zip(r.iter()) {
+                                *a += kv * v;
+                            }
                         }
                     }
                 }
-            }
-            if let Some(orow) = orow {
-                orow.copy_from_slice(&acc);
-            } else {
-                for (ov, a) in o.iter_mut().zip(acc) {
-                    *ov = a;
+                if let Some(orow) = orow {
+                    orow.copy_from_slice(&acc);
+                } else {
+                    for (ov, a) in o.iter_mut().zip(acc) {
+                        *ov = a;
+                    }
                 }
             }
         });
@@ -131,8 +143,11 @@ fn box_rows(src: &ArrayView2<f32>, r: usize) -> Array2<f32> {
     out
 }
 
-/// [`box_rows`] of the row-major samples `src` (shaped as `out`) into `out`. Four rows run
-/// interleaved so their running sums (a serial chain each) overlap.
+/// [`box_rows`] of the row-major samples `src` (shaped as `out`) into `out`. Each row's
+/// running sum is a serial chain: the differences entering − leaving are taken first across
+/// the row (vectorised), then four rows' chains run interleaved with nothing else in them,
+/// then the sums are scaled across the row (vectorised); the same operations on the same
+/// values as one loop doing all three per pixel.
 fn box_rows_into(src: &[f32], r: usize, out: &mut Array2<f32>) {
     const ROWS: usize = 4;
     let (h, w) = out.dim();
@@ -148,8 +163,8 @@ fn box_rows_into(src: &[f32], r: usize, out: &mut Array2<f32>) {
         .par_chunks_mut(ROWS * w)
         .zip(src.par_chunks(ROWS * w))
         .for_each_init(
-            || vec![0f32; ROWS * pad],
-            |buf, (o, rows)| {
+            || (vec![0f32; ROWS * pad], vec![0f64; ROWS * w]),
+            |(buf, diff), (o, rows)| {
                 let mut acc = [0f64; ROWS];
                 for (k, (b, row)) in buf
                     .chunks_exact_mut(pad)
@@ -162,35 +177,35 @@ fn box_rows_into(src: &[f32], r: usize, out: &mut Array2<f32>) {
                     b[r + 1..r + 1 + w].copy_from_slice(row);
                     acc[k] = b[1..2 * r + 2].iter().map(|v| *v as f64).sum();
                 }
+                let n = o.len() / w;
                 // Entering and leaving samples of output x: b[x + 2r + 2] and b[x + 1].
-                let enter = |k: usize| &buf[k * pad + 2 * r + 2..k * pad + 2 * r + 2 + w];
-                let leave = |k: usize| &buf[k * pad + 1..k * pad + 1 + w];
-                if o.len() == ROWS * w {
-                    let (o0, rest) = o.split_at_mut(w);
-                    let (o1, rest) = rest.split_at_mut(w);
-                    let (o2, o3) = rest.split_at_mut(w);
-                    let (e0, e1, e2, e3) = (enter(0), enter(1), enter(2), enter(3));
-                    let (l0, l1, l2, l3) = (leave(0), leave(1), leave(2), leave(3));
+                for (b, d) in buf.chunks_exact(pad).zip(diff.chunks_exact_mut(w)).take(n) {
+                    difference(d, &b[2 * r + 2..2 * r + 2 + w], &b[1..1 + w]);
+                }
+                // Each difference is replaced by the running sum before it is added.
+                if n == ROWS {
+                    let (d0, rest) = diff.split_at_mut(w);
+                    let (d1, rest) = rest.split_at_mut(w);
+                    let (d2, d3) = rest.split_at_mut(w);
                     let [mut a0, mut a1, mut a2, mut a3] = acc;
                     for x in 0..w {
-                        o0[x] = (a0 * norm) as f32;
-                        a0 += e0[x] as f64 - l0[x] as f64;
-                        o1[x] = (a1 * norm) as f32;
-                        a1 += e1[x] as f64 - l1[x] as f64;
-                        o2[x] = (a2 * norm) as f32;
-                        a2 += e2[x] as f64 - l2[x] as f64;
-                        o3[x] = (a3 * norm) as f32;
-                        a3 += e3[x] as f64 - l3[x] as f64;
+                        let t = [d0[x], d1[x], d2[x], d3[x]];
+                        (d0[x], d1[x], d2[x], d3[x]) = (a0, a1, a2, a3);
+                        a0 += t[0];
+                        a1 += t[1];
+                        a2 += t[2];
+                        a3 += t[3];
                     }
                 } else {
-                    for (k, ov) in o.chunks_exact_mut(w).enumerate() {
-                        let (e, l, mut a) = (enter(k), leave(k), acc[k]);
-                        for x in 0..w {
-                            ov[x] = (a * norm) as f32;
-                            a += e[x] as f64 - l[x] as f64;
+                    for (d, mut a) in diff.chunks_exact_mut(w).zip(acc).take(n) {
+                        for v in d.iter_mut() {
+                            let t = *v;
+                            *v = a;
+                            a += t;
                         }
                     }
                 }
+                scale_to_f32(o, &diff[..o.len()], norm);
             },
         );
 }
@@ -232,20 +247,111 @@ fn box_cols_into(src: &[f32], r: usize, out: &mut Array2<f32>) {
             }
             for (y, mut orow) in o.axis_iter_mut(Axis(0)).enumerate() {
                 if let Some(os) = orow.as_slice_mut() {
-                    for (ov, a) in os.iter_mut().zip(acc.iter()) {
-                        *ov = (*a * norm) as f32;
-                    }
+                    scale_to_f32(os, acc, norm);
                 } else {
                     for (ov, a) in orow.iter_mut().zip(acc.iter()) {
                         *ov = (*a * norm) as f32;
                     }
                 }
                 let y = y as isize;
-                for ((a, p), m) in acc.iter_mut().zip(row(y + ri + 1)).zip(row(y - ri)) {
-                    *a += *p as f64 - *m as f64;
-                }
+                add_difference(acc, row(y + ri + 1), row(y - ri));
             }
         });
+}
+
+/// Defines a slice kernel twice from one body: as compiled (baseline x86-64, SSE2) and for
+/// AVX2, chosen at run time. Both run the same operations in the same order, element by
+/// element (no fused multiply-add is enabled, and Rust never contracts a multiply and an
+/// add), so they give the same bits; AVX2 only runs twice as many elements per instruction.
+macro_rules! wide_kernel {
+    ($(#[$doc:meta])* fn $name:ident($($a:ident: $t:ty),* $(,)?) $body:block) => {
+        $(#[$doc])*
+        #[inline]
+        fn $name($($a: $t),*) {
+            #[inline(always)]
+            fn body($($a: $t),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2")]
+                unsafe fn avx2($($a: $t),*) {
+                    body($($a),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the processor supports AVX2 (checked just above).
+                    return unsafe { avx2($($a),*) };
+                }
+            }
+            body($($a),*)
+        }
+    };
+}
+
+wide_kernel! {
+    /// `out[x] = init + taps[0][x]·k[0] + taps[1][x]·k[1] + …`, added in that order (each
+    /// tap's slice at least as long as `out`). Blocks of 32 outputs stay in registers while
+    /// every tap is added, instead of a pass over the row per tap.
+    fn tap_sums(out: &mut [f32], taps: &[&[f32]], k: &[f32], init: f32) {
+        const L: usize = 32;
+        let n = out.len();
+        if taps.iter().any(|t| t.len() < n) {
+            return;
+        }
+        let mut x0 = 0;
+        while x0 + L <= n {
+            let mut a = [init; L];
+            for (t, kv) in taps.iter().zip(k) {
+                let v = &t[x0..x0 + L];
+                for i in 0..L {
+                    a[i] += v[i] * kv;
+                }
+            }
+            out[x0..x0 + L].copy_from_slice(&a);
+            x0 += L;
+        }
+        for (x, o) in out.iter_mut().enumerate().skip(x0) {
+            let mut a = init;
+            for (t, kv) in taps.iter().zip(k) {
+                a += t[x] * kv;
+            }
+            *o = a;
+        }
+    }
+}
+
+wide_kernel! {
+    /// `acc[i] += v[i] * k` (over the shorter of the two).
+    fn add_scaled(acc: &mut [f32], v: &[f32], k: f32) {
+        for (a, x) in acc.iter_mut().zip(v) {
+            *a += x * k;
+        }
+    }
+}
+
+wide_kernel! {
+    /// `d[i] = e[i] − l[i]` in `f64`.
+    fn difference(d: &mut [f64], e: &[f32], l: &[f32]) {
+        for ((d, e), l) in d.iter_mut().zip(e).zip(l) {
+            *d = *e as f64 - *l as f64;
+        }
+    }
+}
+
+wide_kernel! {
+    /// `acc[i] += p[i] − m[i]`, the difference taken in `f64`.
+    fn add_difference(acc: &mut [f64], p: &[f32], m: &[f32]) {
+        for ((a, p), m) in acc.iter_mut().zip(p).zip(m) {
+            *a += *p as f64 - *m as f64;
+        }
+    }
+}
+
+wide_kernel! {
+    /// `o[i] = (a[i] · norm)` rounded to `f32`.
+    fn scale_to_f32(o: &mut [f32], a: &[f64], norm: f64) {
+        for (o, a) in o.iter_mut().zip(a) {
+            *o = (*a * norm) as f32;
+        }
+    }
 }
 
 /// The samples of `src` in row-major order, borrowed when it is already laid out so.

@@ -920,7 +920,7 @@ impl<T: Copy, F: Fn(T) -> f32> Samples<'_, T, F> {
     }
 }
 
-impl<T: Copy, F: Fn(T) -> f32> Samples<'_, T, F> {
+impl<T: Sample, F: Fn(T) -> f32> Samples<'_, T, F> {
     /// Add oriented row `oy` into block sums: output pixel `x` goes to `r[x / factor]` (and
     /// `g`, `b`), in increasing `x`, so each sum sees the same additions in the same order as
     /// converting the row with [`Samples::row`] first. Returns the row's pixels with a channel
@@ -1036,29 +1036,57 @@ where
 /// three sums held in registers. The common case (an upright colour photo), about four times
 /// faster than the general walk.
 #[inline]
-fn accumulate_forward<T: Copy, F: Fn(T) -> f32, const C: usize, const KEEP: bool>(
+fn accumulate_forward<T: Sample, F: Fn(T) -> f32, const C: usize, const KEEP: bool>(
     samples: &[T],
     f: &F,
     sums: BlockSums<'_>,
     keep: [&mut [f32]; 3],
 ) -> usize {
     let (factor, (floor, ceil), r, g, b) = sums;
-    let [kr, kg, kb] = keep;
     let (lo_bits, hi_bits) = (floor.to_bits(), ceil.to_bits());
+    // As `is_clipped`, on the magnitudes' bits, whose integer order is the order of the
+    // values (never NaN, never below −0.0 here; −0.0 counts as 0.0 as it does in the float
+    // comparison).
+    let m = |v: f32| v.to_bits() & 0x7fff_ffff;
+    if T::EIGHT_BIT {
+        // Each code's clip class, so a pixel's test is three table reads (the same test).
+        let mut class = [0u8; 256];
+        for (c, k) in (0..=255u8).zip(class.iter_mut()) {
+            let v = m(f(T::from_code(c)));
+            *k = u8::from((v <= lo_bits) | (v >= hi_bits));
+        }
+        let test = |px: &[T], _: [f32; 3]| {
+            u32::from(class[px[0].code()] | class[px[1].code()] | class[px[2].code()])
+        };
+        return accumulate_blocks::<T, F, C, KEEP>(samples, f, test, (factor, r, g, b), keep);
+    }
+    let test = |_: &[T], [vr, vg, vb]: [f32; 3]| {
+        let (br, bg, bb) = (m(vr), m(vg), m(vb));
+        u32::from((br.min(bg).min(bb) <= lo_bits) | (br.max(bg).max(bb) >= hi_bits))
+    };
+    accumulate_blocks::<T, F, C, KEEP>(samples, f, test, (factor, r, g, b), keep)
+}
+
+/// The loop of [`accumulate_forward`]: block sums of the pixels' values `f` in order, and the
+/// pixels `clipped_test` (given a pixel's samples and values) counts as clipped.
+#[inline(always)]
+fn accumulate_blocks<T: Sample, F: Fn(T) -> f32, const C: usize, const KEEP: bool>(
+    samples: &[T],
+    f: &F,
+    clipped_test: impl Fn(&[T], [f32; 3]) -> u32,
+    (factor, r, g, b): (usize, &mut [f32], &mut [f32], &mut [f32]),
+    keep: [&mut [f32]; 3],
+) -> usize {
+    let [kr, kg, kb] = keep;
     let mut clipped = 0usize;
     let blocks = samples.chunks(factor * C);
     let block_sums = r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut());
     for (k, (block, ((ar, ag), ab))) in blocks.zip(block_sums).enumerate() {
         let (mut sr, mut sg, mut sb) = (*ar, *ag, *ab);
+        let mut n = 0u32;
         for (j, px) in block.chunks_exact(C).enumerate() {
             let (vr, vg, vb) = (f(px[0]), f(px[1]), f(px[2]));
-            // As `is_clipped`, on the magnitudes' bits, whose integer order is the order of
-            // the values (never NaN, never below −0.0 here; −0.0 counts as 0.0 as it does
-            // in the float comparison).
-            let m = |v: f32| v.to_bits() & 0x7fff_ffff;
-            let (br, bg, bb) = (m(vr), m(vg), m(vb));
-            clipped +=
-                usize::from((br.min(bg).min(bb) <= lo_bits) | (br.max(bg).max(bb) >= hi_bits));
+            n += clipped_test(px, [vr, vg, vb]);
             sr += vr;
             sg += vg;
             sb += vb;
@@ -1071,9 +1099,45 @@ fn accumulate_forward<T: Copy, F: Fn(T) -> f32, const C: usize, const KEEP: bool
                 }
             }
         }
+        clipped += n as usize;
         (*ar, *ag, *ab) = (sr, sg, sb);
     }
     clipped
+}
+
+/// A sample type of decoded photos: 8-bit codes, 16-bit codes or linear floats.
+trait Sample: Copy + Sync {
+    /// Whether the samples are 8-bit codes (so a table of 256 entries covers every value).
+    const EIGHT_BIT: bool = false;
+    /// The sample's 8-bit code (only meaningful when [`Sample::EIGHT_BIT`]).
+    fn code(self) -> usize {
+        0
+    }
+    /// The sample of an 8-bit code (only meaningful when [`Sample::EIGHT_BIT`]).
+    fn from_code(c: u8) -> Self;
+}
+
+impl Sample for u8 {
+    const EIGHT_BIT: bool = true;
+    #[inline]
+    fn code(self) -> usize {
+        usize::from(self)
+    }
+    fn from_code(c: u8) -> Self {
+        c
+    }
+}
+
+impl Sample for u16 {
+    fn from_code(c: u8) -> Self {
+        u16::from(c)
+    }
+}
+
+impl Sample for f32 {
+    fn from_code(c: u8) -> Self {
+        f32::from(c)
+    }
 }
 
 /// [`accumulate`] of a row already converted (R, G, B): the same sums in the same order.
@@ -1107,7 +1171,7 @@ fn accumulate_converted(row: [&[f32]; 3], sums: BlockSums<'_>) -> usize {
 /// Something done with a photo's samples, whatever their type.
 trait SampleVisitor {
     type Out;
-    fn visit<T: Copy + Sync, F: Fn(T) -> f32 + Sync>(self, s: Samples<'_, T, F>) -> Self::Out;
+    fn visit<T: Sample, F: Fn(T) -> f32 + Sync>(self, s: Samples<'_, T, F>) -> Self::Out;
 }
 
 /// Run `v` on the samples of `image`; `None` for a layout we do not read, an empty image or
@@ -1124,7 +1188,7 @@ fn visit_samples<V: SampleVisitor>(
     let from_u16 = |v: u16| lut16.get(usize::from(v)).copied().unwrap_or(1.0);
     // Float TIFF holds linear values already; only the range needs enforcing.
     let from_f32 = |v: f32| if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) };
-    fn go<T: Copy + Sync, F: Fn(T) -> f32 + Sync, V: SampleVisitor>(
+    fn go<T: Sample, F: Fn(T) -> f32 + Sync, V: SampleVisitor>(
         src: &[T],
         (w, h, channels): (usize, usize, usize),
         orientation: Orientation,
@@ -1164,7 +1228,7 @@ struct Check;
 
 impl SampleVisitor for Check {
     type Out = ();
-    fn visit<T: Copy + Sync, F: Fn(T) -> f32 + Sync>(self, _: Samples<'_, T, F>) {}
+    fn visit<T: Sample, F: Fn(T) -> f32 + Sync>(self, _: Samples<'_, T, F>) {}
 }
 
 /// Full-resolution oriented planes, one output row per rayon task.
@@ -1172,7 +1236,7 @@ struct ToPlanes;
 
 impl SampleVisitor for ToPlanes {
     type Out = RgbPlanes;
-    fn visit<T: Copy + Sync, F: Fn(T) -> f32 + Sync>(self, s: Samples<'_, T, F>) -> RgbPlanes {
+    fn visit<T: Sample, F: Fn(T) -> f32 + Sync>(self, s: Samples<'_, T, F>) -> RgbPlanes {
         let (ow, oh) = (s.walk.out_w, s.walk.out_h);
         let n = ow * oh;
         let (mut r, mut g, mut b) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
@@ -1205,7 +1269,7 @@ type BandRows = (Vec<[Vec<f32>; 3]>, usize);
 
 impl<const N: usize> SampleVisitor for ReduceMany<N> {
     type Out = [Reduced; N];
-    fn visit<T: Copy + Sync, F: Fn(T) -> f32 + Sync>(self, s: Samples<'_, T, F>) -> [Reduced; N] {
+    fn visit<T: Sample, F: Fn(T) -> f32 + Sync>(self, s: Samples<'_, T, F>) -> [Reduced; N] {
         let specs = self.specs.map(|(f, lo, hi)| (f.max(1), lo, hi));
         let (w, h) = (s.walk.out_w, s.walk.out_h);
         // Bands of full-resolution rows that hold whole blocks of every reduction: the least
@@ -1271,7 +1335,11 @@ impl<const N: usize> SampleVisitor for ReduceMany<N> {
             let rows: Vec<&[Vec<f32>; 3]> = bands.iter().flat_map(|b| b[k].0.iter()).collect();
             Reduced {
                 planes: std::array::from_fn(|c| {
-                    Array2::from_shape_fn((oh, ow), |(y, x)| rows[y][c][x])
+                    let mut v = Vec::with_capacity(oh * ow);
+                    for row in &rows {
+                        v.extend_from_slice(&row[c]);
+                    }
+                    Array2::from_shape_vec((oh, ow), v).unwrap_or_else(|_| Array2::zeros((0, 0)))
                 }),
                 clipped: bands.iter().map(|b| b[k].1).sum(),
                 total: w * h,

@@ -290,6 +290,7 @@ fn parse_memory_mib(s: &str) -> Result<u64, String> {
 
 /// Run `analyze`.
 pub fn run(a: AnalyzeArgs) -> anyhow::Result<ExitCode> {
+    crate::retain_freed_memory();
     let cfg = Config::from_args(a)?;
     let mut failed = false;
     let mut docs: Vec<AnalyzeDoc> = Vec::new();

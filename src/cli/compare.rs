@@ -82,6 +82,7 @@ pub struct CompareArgs {
 
 /// Run `compare`.
 pub fn run(a: CompareArgs) -> anyhow::Result<ExitCode> {
+    crate::retain_freed_memory();
     let params = params_from(a.mm_per_px, a.light_azimuth, a.light_elevation, a.ambient);
     let after_opts = AfterOptions {
         light_azimuth_deg: a.after_light_azimuth,
