@@ -97,16 +97,36 @@ impl PhotoGate {
 
     /// Wait until a photo of `weight` processing pixels may enter its heavy section; the
     /// returned pass lets the next one in when dropped (also when unwinding).
+    ///
+    /// On a rayon worker the wait runs the pool's pending parallel work meanwhile (the
+    /// admitted photos' row and tile tasks), so the thread is not lost to the run. Call it
+    /// only where no photo of this gate can be suspended below the caller on the same
+    /// thread: from a job at the bottom of its worker's stack (as `batch` runs each lane,
+    /// one per worker, with [`rayon::ThreadPool::broadcast`]) or from outside any pool.
+    /// Never from inside a task another job could be waiting for (e.g. one subject of a
+    /// `par_iter` over subjects): a worker waiting in a join could take that task on top
+    /// of an admitted photo, and the task would wait here for the photo it buried.
     pub fn enter(&self, weight: u64) -> GatePass<'_> {
         self.record(weight);
-        let mut s = self.lock();
         loop {
-            if let Some(pass) = self.admit(&mut s, weight) {
+            if let Some(pass) = self.admit(&mut self.lock(), weight) {
                 return pass;
             }
-            // Only waits: running other pool work here could start another lane's subject
-            // on this thread, which would then wait behind the photo it interrupted.
-            s = self.freed.wait(s).unwrap_or_else(|p| p.into_inner());
+            // On a worker: help with the admitted photos' parallel work, and when there is
+            // none sleep until a pass is returned or briefly (new work in the pool wakes
+            // nobody here). Outside a pool: sleep until a pass is returned.
+            let patience = match rayon::yield_now() {
+                Some(rayon::Yield::Executed) => continue,
+                Some(rayon::Yield::Idle) => Some(std::time::Duration::from_millis(1)),
+                None => None,
+            };
+            let s = self.lock();
+            if !self.fits(&s, weight) {
+                match patience {
+                    Some(d) => drop(self.freed.wait_timeout(s, d)),
+                    None => drop(self.freed.wait(s)),
+                }
+            }
         }
     }
 
@@ -124,12 +144,16 @@ impl PhotoGate {
         self.admit(&mut self.lock(), weight)
     }
 
-    /// Admit a recorded photo of `weight` if it fits with the state `s`.
-    fn admit(&self, s: &mut GateState, weight: u64) -> Option<GatePass<'_>> {
+    /// Whether a photo of `weight` fits beside the photos in flight with the state `s`.
+    fn fits(&self, s: &GateState, weight: u64) -> bool {
         let mean = s.sum as f64 / s.count.max(1) as f64;
         let budget = s.largest as f64 + (self.jobs - 1) as f64 * mean;
-        let fits = s.in_flight == 0 || (s.in_flight + weight) as f64 <= budget;
-        fits.then(|| {
+        s.in_flight == 0 || (s.in_flight + weight) as f64 <= budget
+    }
+
+    /// Admit a recorded photo of `weight` if it fits with the state `s`.
+    fn admit(&self, s: &mut GateState, weight: u64) -> Option<GatePass<'_>> {
+        self.fits(s, weight).then(|| {
             s.in_flight += weight;
             GatePass { gate: self, weight }
         })

@@ -298,13 +298,37 @@ fn outputs_stay_inside_out_whatever_the_names() {
     assert!(cols >= 20);
 }
 
+/// Also: `--timings` prints the run's stages as one JSON line and changes no output.
 #[test]
 fn jobs_1_and_2_write_byte_identical_outputs() {
     let dir = TempDir::new().expect("temp");
     let out = dir.path().join("out");
-    let o = batch(&out, &["--jobs", "2"]);
+    let o = batch(&out, &["--jobs", "2", "--timings"]);
     assert_eq!(o.status.code(), Some(1));
     assert_same_tree(reference(), &out);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let line = stderr
+        .lines()
+        .rfind(|l| l.starts_with('{'))
+        .expect("a timings line on stderr");
+    let v: Value = serde_json::from_str(line).expect("the timings line is JSON");
+    let stages = v["stages_s"].as_object().expect("stages_s");
+    for stage in [
+        "fingerprint",
+        "decode",
+        "wait",
+        "segment",
+        "overlay",
+        "register",
+        "track",
+        "html",
+        "csv",
+        "study",
+    ] {
+        let t = stages.get(stage).and_then(Value::as_f64);
+        assert!(t.is_some_and(|t| t >= 0.0), "stage {stage}: {t:?}");
+    }
+    assert!(v["total_s"].as_f64().is_some_and(|t| t > 0.0));
 }
 
 #[test]

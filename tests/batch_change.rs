@@ -2,11 +2,22 @@
 //! support of the two sessions, as `scarscope compare` does, so the same pair of photos gives
 //! the same per-scar changes in a subject document and in a compare document. Also: the lock
 //! file a run takes is gone when the run ends. Real binary, two sessions of the demo study
-//! (fixtures/study/S01).
+//! (fixtures/study/S01); and a three-session phantom subject whose tracks and per-session
+//! changes from `batch` (which tracks each session as it comes, keeping only the baseline's
+//! maps) equal those of the whole series tracked at once with every session's maps, as
+//! `compare` tracks its pair.
 
 use std::path::Path;
 
 use assert_cmd::Command;
+use scarscope::analyze::analyze_keeping_relief;
+use scarscope::change::SessionMaps;
+use scarscope::compare::session_input;
+use scarscope::load::{decode_path, LoadLimits, PlaneSource};
+use scarscope::phantom::{Subject, SubjectConfig};
+use scarscope::register::{register, RegisterParams, Registration, RegistrationPlane};
+use scarscope::study::{Settings, Study};
+use scarscope::track::{track_series_with_maps, TrackParams};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -79,5 +90,112 @@ fn batch_changes_of_a_two_session_subject_equal_those_of_compare_on_the_same_pai
         paired >= 5,
         "most changes measured paired: {paired} of {}",
         matches.len()
+    );
+}
+
+/// Batch tracks session k from sessions 0..=k only and measures each session's pairs while it
+/// holds that session's maps; tracking the whole series at once with all maps (the library
+/// calls `compare` makes, for three sessions) must give the same tracks, statuses, changes
+/// and summaries.
+#[test]
+fn batch_tracks_of_a_three_session_subject_equal_the_whole_series_tracked_at_once() {
+    let dir = TempDir::new().expect("temp dir");
+    let study_dir = dir.path().join("study");
+    // A subject whose scars persist (no treatment) while camera, light and exposure change:
+    // every scar is tracked into the third session.
+    let cfg = SubjectConfig {
+        width: 800,
+        height: 600,
+        n_scars: 10,
+        sessions: 3,
+        treat: false,
+        ..SubjectConfig::default()
+    };
+    let subject = Subject::generate("A", 9, &cfg);
+    let mut manifest = String::from("schema_version = 1\n");
+    for (k, s) in subject.sessions.iter().enumerate() {
+        let photo = study_dir.join("A").join(&s.name).join("left_cheek.jpg");
+        std::fs::create_dir_all(photo.parent().expect("folder")).expect("mkdir");
+        std::fs::write(&photo, subject.render_jpeg(k)).expect("photo written");
+        manifest.push_str(&format!(
+            "[subjects.A.sessions.{}]\nmm_per_px = {:.6}\n",
+            s.name,
+            subject.session_mm_per_px(k)
+        ));
+    }
+    std::fs::write(study_dir.join("study.toml"), manifest).expect("manifest written");
+    let out = dir.path().join("out");
+    scarscope()
+        .arg("batch")
+        .arg(&study_dir)
+        .arg("--out")
+        .arg(&out)
+        .args(["--quiet", "--jobs", "2"])
+        .assert()
+        .success();
+    let subject = json(&out.join("subjects/A.json"));
+    let view = &subject["views"][0];
+    assert_eq!(view["tracking"]["status"], "tracked");
+
+    // The reference: every session decoded, analysed and registered onto the baseline with
+    // the settings batch uses, then tracked in one call with all three sessions' maps.
+    let study = Study::plan(&study_dir).expect("study planned");
+    let plan = &study.subjects[0];
+    assert_eq!(plan.sessions.len(), 3);
+    let rp = RegisterParams::default();
+    let mut analyses = Vec::new();
+    let mut registrations = Vec::new();
+    let mut sizes = Vec::new();
+    let mut baseline_plane = None;
+    for s in &plan.sessions {
+        let img = decode_path(
+            &study.root.join(&s.photos[0].rel_path),
+            &LoadLimits::default(),
+        )
+        .expect("photo decoded");
+        let params = Settings::analyze_params(&s.settings, &Settings::default());
+        analyses.push(analyze_keeping_relief(&img.photo, &params).expect("analysed"));
+        let plane = RegistrationPlane::from_planes(&img.photo, &rp).expect("plane");
+        registrations.push(match &baseline_plane {
+            None => Registration::identity(),
+            Some(base) => register(base, &plane, &rp).expect("registered"),
+        });
+        baseline_plane.get_or_insert(plane);
+        sizes.push((img.photo.width(), img.photo.height()));
+    }
+    let inputs: Vec<_> = analyses
+        .iter()
+        .zip(&registrations)
+        .zip(&sizes)
+        .map(|(((a, _), reg), &(w, h))| session_input(a, reg, w, h))
+        .collect();
+    let maps: Vec<_> = analyses
+        .iter()
+        .map(|(a, r)| Some(SessionMaps::new(a, r)))
+        .collect();
+    let series = track_series_with_maps(&inputs, &maps, &TrackParams::default());
+
+    let tracks = serde_json::to_value(&series.tracks).expect("tracks serialise");
+    let summaries = serde_json::to_value(&series.summaries).expect("summaries serialise");
+    for k in 1..3 {
+        assert_eq!(
+            view["sessions"][k]["registration"]["matrix"],
+            serde_json::to_value(&registrations[k]).expect("registration")["matrix"],
+            "registration of session {k}"
+        );
+    }
+    assert_eq!(view["tracks"], tracks, "tracks, statuses and changes");
+    assert_eq!(view["summaries"], summaries, "per-session summaries");
+    // The test can fail only if the series exercises what batch does incrementally: scars
+    // followed into the third session with changes measured paired there.
+    let paired_in_third = series
+        .tracks
+        .iter()
+        .filter_map(|t| t.changes[2].as_ref())
+        .filter(|c| c.basis.method == "paired")
+        .count();
+    assert!(
+        paired_in_third >= 3,
+        "changes of session 3 measured paired: {paired_in_third}"
     );
 }

@@ -2,10 +2,12 @@
 //! library provides it, registered and tracked), written as `subjects/<id>.json`,
 //! `study.json`, `scars.csv`, overlays and the HTML report (`report/`).
 //!
-//! Subjects run in parallel: `--jobs` lanes (fewer when the shard has fewer subjects) pull
-//! subjects in study order, each lane on a rayon pool of its own that runs its photos'
-//! parallel work; the pools share out `--jobs` threads, so the machine is never
-//! oversubscribed and no lane ever runs (or waits for) another lane's work. Each lane holds at
+//! Subjects run in parallel on one rayon pool of `--jobs` threads, so the machine is never
+//! oversubscribed. Each thread runs one lane ([`rayon::ThreadPool::broadcast`]) that pulls
+//! subjects in study order; a photo's parallel work (rows, tiles) is shared by every thread
+//! that has nothing of its own to do: a lane waiting at the photo gate, or whose lane has run
+//! out of subjects, helps the others' photos. A lane runs at the bottom of its thread's stack,
+//! so no lane is ever started on top of (and made to wait for) another. Each lane holds at
 //! most one photo at a time, so memory is bounded by the jobs, not by the study's size.
 
 use std::io::IsTerminal;
@@ -18,13 +20,14 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use scarscope::batch::{
-    fingerprint, finished_subject, lock_output, process_subject, write_scars_csv, BatchConfig,
-    Kept, PhotoGate, WRITE_STAGE,
+    fingerprint, finished_subject, lock_output, process_subject_timed, write_scars_csv,
+    BatchConfig, Kept, PhotoGate, WRITE_STAGE,
 };
 use scarscope::load::LoadLimits;
 use scarscope::report::study::{study_doc, subject_doc_rel, StudyInfo, SubjectDoc};
 use scarscope::report::{to_json_bytes, write_atomic};
 use scarscope::study::{Failure, Settings, Shard, Study};
+use scarscope::timings::Timings;
 
 use super::analyze::{parse_megapixels, PhotoOptions};
 
@@ -71,6 +74,13 @@ pub struct BatchArgs {
     /// Refuse photos with more pixels than this, megapixels, before decoding them.
     #[arg(long, value_name = "N", default_value_t = 100.0, value_parser = parse_megapixels)]
     max_megapixels: f64,
+    /// Print the run's per-stage wall times as one JSON line on stderr: each stage summed
+    /// over all photos and subjects (fingerprint, read, decode, wait at the photo gate, the
+    /// analysis stages, report, overlay, registration plane, write, register, change, track,
+    /// html), then the end of the run (csv, index, study), and the whole run's wall time
+    /// (`total_s`). With several jobs the sums exceed the run's wall time.
+    #[arg(long)]
+    timings: bool,
     /// Test hook: exit abruptly (status 86) once this many subjects have been written, as if
     /// the run had been killed; `--resume` must then finish the job.
     #[arg(long, hide = true, value_name = "N")]
@@ -86,6 +96,7 @@ const STOPPED: u8 = 86;
 
 /// Run `batch`.
 pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
     let jobs = match a.jobs {
         Some(j) => usize::from(j),
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -122,18 +133,12 @@ pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
         .map(|s| s.photos.len())
         .sum();
     let log = Log::new(a.quiet, photos as u64, selected.len());
-    // One lane per job (fewer when there are fewer subjects), each with a pool of its own:
-    // the jobs' threads shared out among the lanes, so a lane never runs another lane's work
-    // (which could stack two subjects on one thread) and never waits for a free thread.
-    let lanes = jobs.min(selected.len()).max(1);
-    let pools = (0..lanes)
-        .map(|i| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(jobs / lanes + usize::from(i < jobs % lanes))
-                .build()
-        })
-        .collect::<Result<Vec<_>, _>>()
+    // One pool of `jobs` threads, one lane per thread (see the module notes).
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .build()
         .context("cannot start the worker threads")?;
+    let timings = Mutex::new(Timings::new());
     // One small `Kept` per finished subject; its document is dropped once written.
     let slots: Vec<Mutex<Option<Kept>>> = selected.iter().map(|_| Mutex::new(None)).collect();
     let write_failures: Mutex<Vec<Failure>> = Mutex::new(Vec::new());
@@ -148,11 +153,11 @@ pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
             lock(&write_failures).push(f);
         }
     };
-    let lane = || loop {
+    let lane = |t: &mut Timings| loop {
         let k = next.fetch_add(1, Ordering::SeqCst);
         let Some(&i) = selected.get(k) else { break };
         let plan = &study.subjects[i];
-        let fp = fingerprint(&study, plan, &cfg);
+        let fp = t.time("fingerprint", || fingerprint(&study, plan, &cfg));
         if a.resume {
             if let Some(doc) = finished_subject(&a.out, plan, &fp) {
                 log.subject_done(&doc, true);
@@ -162,14 +167,16 @@ pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
                 continue;
             }
         }
-        let doc = process_subject(&study, plan, &cfg, fp, &|| log.photo_done());
+        let doc = process_subject_timed(&study, plan, &cfg, fp, &|| log.photo_done(), t);
         for f in doc.failures.iter().filter(|f| f.stage != "walk") {
             log.failure(f);
         }
         let path = a.out.join(subject_doc_rel(&plan.output_name));
-        let write = to_json_bytes(&doc)
-            .map_err(|e| e.to_string())
-            .and_then(|b| write_atomic(&path, &b).map_err(|e| e.to_string()));
+        let write = t.time("write", || {
+            to_json_bytes(&doc)
+                .map_err(|e| e.to_string())
+                .and_then(|b| write_atomic(&path, &b).map_err(|e| e.to_string()))
+        });
         *lock(&slots[k]) = Some(Kept::new(&doc, write.is_ok()));
         match write {
             Ok(()) => {
@@ -190,14 +197,17 @@ pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
                 lock(&write_failures).push(f);
             }
         }
-        page(&doc);
+        t.time("html", || page(&doc));
     };
-    std::thread::scope(|s| {
-        for pool in &pools {
-            s.spawn(|| pool.install(lane));
-        }
+    // Each thread of the pool runs one lane at the bottom of its stack: the lanes' photo
+    // gate may then wait on a worker (helping the other lanes' photos meanwhile), and a
+    // thread whose lane has run out of subjects helps the others' photos until they end.
+    pool.broadcast(|_| {
+        let mut t = Timings::new();
+        lane(&mut t);
+        lock(&timings).merge(&t);
     });
-    drop(pools);
+    drop(pool);
     log.finish();
     let kept: Vec<Kept> = slots
         .into_iter()
@@ -215,14 +225,21 @@ pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|p| p.into_inner());
     doc.totals.failures += write_failures.len();
     doc.failures.extend(write_failures);
-    write_scars_csv(&a.out, &kept)?;
+    let mut t = timings.into_inner().unwrap_or_else(|p| p.into_inner());
+    t.time("csv", || write_scars_csv(&a.out, &kept))?;
     // HTML report: the study's index page (subject pages were written as subjects finished).
-    let index = scarscope::report::html::write_study_index(&a.out, &doc)
-        .inspect_err(|e| eprintln!("error: {e}"))
-        .ok();
+    let index = t.time("index", || {
+        scarscope::report::html::write_study_index(&a.out, &doc)
+            .inspect_err(|e| eprintln!("error: {e}"))
+            .ok()
+    });
     // study.json last: when it exists, the run finished.
     let json = a.out.join("study.json");
-    write_atomic(&json, &to_json_bytes(&doc)?)?;
+    let bytes = to_json_bytes(&doc)?;
+    t.time("study", || write_atomic(&json, &bytes))?;
+    if a.timings {
+        print_run_timings(&t, started.elapsed().as_secs_f64());
+    }
     let t = doc.totals;
     println!(
         "{} subjects, {} of {} photos analysed, {} scars, {} failure{}{}",
@@ -283,6 +300,16 @@ pub(crate) fn study_info(study: &Study, cfg: &BatchConfig) -> StudyInfo {
         },
         name: study.manifest.as_ref().and_then(|m| m.name.clone()),
     }
+}
+
+/// The `--timings` line: stage sums as `analyze --timings` prints them, but `total_s` is the
+/// run's wall time.
+fn print_run_timings(t: &Timings, wall_s: f64) {
+    let mut line = serde_json::to_value(t).unwrap_or_default();
+    if let Some(o) = line.as_object_mut() {
+        o.insert("total_s".into(), wall_s.into());
+    }
+    eprintln!("{line}");
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
