@@ -18,8 +18,9 @@
 use std::cmp::Ordering;
 
 use ndarray::{Array2, ArrayView2, Zip};
+use rayon::prelude::*;
 
-use crate::filters::{closing, gaussian, robust_stats};
+use crate::filters::{closing, downsample, gaussian, robust_stats};
 
 /// Parameters of segmentation (scales in processing pixels, depths in relief units).
 #[derive(Debug, Clone, PartialEq)]
@@ -91,9 +92,34 @@ fn local_noise_ratio(d: &Array2<f32>, med: f32, sd: f32, window: f32) -> Array2<
     let cap = 3.0 * sd;
     let dev = d.mapv(|v| (v - med).abs().min(cap));
     let global = (dev.iter().map(|v| *v as f64).sum::<f64>() / dev.len().max(1) as f64) as f32;
-    let mut local = gaussian(&dev.view(), window);
     let g = global.max(1e-12);
-    local.par_mapv_inplace(|v| (v / g).clamp(1.0 / 3.0, 3.0));
+    // The window is wide, so the pooling runs on a grid a quarter of it apart and is
+    // interpolated back.
+    let f = ((window / 4.0) as usize).max(1);
+    let coarse = gaussian(&downsample(&dev.view(), f).view(), window / f as f32);
+    drop(dev);
+    let (h, w) = d.dim();
+    let (ch, cw) = coarse.dim();
+    let mut local = Array2::<f32>::zeros((h, w));
+    // Coarse cell j covers fine pixels j·f … j·f + f − 1, centre j·f + (f − 1)/2.
+    let at = |i: usize, n: usize| -> (usize, usize, f32) {
+        let t = ((i as f32 - (f as f32 - 1.0) / 2.0) / f as f32).max(0.0);
+        let j0 = (t as usize).min(n - 1);
+        (j0, (j0 + 1).min(n - 1), t - j0 as f32)
+    };
+    local
+        .axis_iter_mut(ndarray::Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(y, mut row)| {
+            let (y0, y1, fy) = at(y, ch);
+            for (x, o) in row.iter_mut().enumerate() {
+                let (x0, x1, fx) = at(x, cw);
+                let top = coarse[[y0, x0]] * (1.0 - fx) + coarse[[y0, x1]] * fx;
+                let bot = coarse[[y1, x0]] * (1.0 - fx) + coarse[[y1, x1]] * fx;
+                *o = ((top * (1.0 - fy) + bot * fy) / g).clamp(1.0 / 3.0, 3.0);
+            }
+        });
     local
 }
 
