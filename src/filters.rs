@@ -16,6 +16,15 @@ pub fn gaussian(src: &ArrayView2<f32>, sigma: f32) -> Array2<f32> {
     if sigma > 6.0 {
         return box_cascade(src, sigma);
     }
+    gaussian_separable(src, sigma)
+}
+
+/// [`gaussian`] with the sampled kernel at every σ (no box cascade: exact variance, no side
+/// lobes, but the cost grows with σ). For small planes, such as coarse pyramid levels.
+pub fn gaussian_separable(src: &ArrayView2<f32>, sigma: f32) -> Array2<f32> {
+    if sigma < 0.3 {
+        return src.to_owned();
+    }
     let rad = (3.5 * sigma).ceil() as usize;
     let mut k: Vec<f32> = (0..=2 * rad)
         .map(|i| {
@@ -288,26 +297,33 @@ macro_rules! wide_kernel {
 
 wide_kernel! {
     /// `out[x] = init + taps[0][x]·k[0] + taps[1][x]·k[1] + …`, added in that order (each
-    /// tap's slice at least as long as `out`). Blocks of 32 outputs stay in registers while
-    /// every tap is added, instead of a pass over the row per tap.
+    /// tap's slice at least as long as `out`). Blocks of 32 outputs, then of 8, stay in
+    /// registers while every tap is added, instead of a pass over the row per tap.
     fn tap_sums(out: &mut [f32], taps: &[&[f32]], k: &[f32], init: f32) {
-        const L: usize = 32;
         let n = out.len();
         if taps.iter().any(|t| t.len() < n) {
             return;
         }
+        // Wide blocks first (enough independent sums to hide the adds' latency), then
+        // narrow ones, then single outputs; every output sees the same additions in order.
         let mut x0 = 0;
-        while x0 + L <= n {
-            let mut a = [init; L];
-            for (t, kv) in taps.iter().zip(k) {
-                let v = &t[x0..x0 + L];
-                for i in 0..L {
-                    a[i] += v[i] * kv;
+        macro_rules! blocks {
+            ($l:expr) => {
+                while x0 + $l <= n {
+                    let mut a = [init; $l];
+                    for (t, kv) in taps.iter().zip(k) {
+                        let v = &t[x0..x0 + $l];
+                        for i in 0..$l {
+                            a[i] += v[i] * kv;
+                        }
+                    }
+                    out[x0..x0 + $l].copy_from_slice(&a);
+                    x0 += $l;
                 }
-            }
-            out[x0..x0 + L].copy_from_slice(&a);
-            x0 += L;
+            };
         }
+        blocks!(32);
+        blocks!(8);
         for (x, o) in out.iter_mut().enumerate().skip(x0) {
             let mut a = init;
             for (t, kv) in taps.iter().zip(k) {

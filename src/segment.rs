@@ -4,7 +4,9 @@
 //! along the light), so a single depth threshold either drowns small scars or invents large
 //! ones. Detection therefore works in scale space: at each scale σ (icepick to rolling), a
 //! difference of Gaussians of the relief compares a disc of radius ~σ with its surroundings,
-//! and is divided by its own robust noise level, measured on the photo itself. Each pixel
+//! and is divided by its own robust noise level, measured on the photo itself (scales wide
+//! enough run on a Gaussian pyramid, a quarter of the pixels per octave, and are
+//! interpolated back). Each pixel
 //! keeps its best scale's signal-to-noise ratio. Scar cores are flooded from the strongest
 //! responses downwards (a union-find watershed: two cores merge only when the ridge between
 //! them is shallow compared with the weaker one, so neighbouring scars stay apart while a
@@ -17,10 +19,10 @@
 
 use std::cmp::Ordering;
 
-use ndarray::{Array2, ArrayView2, Zip};
+use ndarray::{Array2, ArrayView2, Axis, Zip};
 use rayon::prelude::*;
 
-use crate::filters::{closing, downsample, gaussian, robust_stats};
+use crate::filters::{closing, gaussian, gaussian_separable, robust_stats};
 
 /// Parameters of segmentation (scales in processing pixels, depths in relief units).
 #[derive(Debug, Clone, PartialEq)]
@@ -83,68 +85,210 @@ pub struct ScaleSpace {
 /// wide enough to hold dozens of independent samples of that scale.
 const LOCAL_NOISE_WINDOW: f32 = 4.0;
 
-/// Noise of a response is not the same everywhere in a photo (exposure and light fall-off,
-/// local light elevation on curved skin, focus): the local mean absolute deviation from
-/// `med`, each pixel clipped at 3 `sd` so scars do not count as noise, pooled with a
-/// Gaussian of `window` px, relative to the same statistic over the whole photo. Kept within
-/// 1/3…3.
-fn local_noise_ratio(d: &Array2<f32>, med: f32, sd: f32, window: f32) -> Array2<f32> {
-    let cap = 3.0 * sd;
-    let dev = d.mapv(|v| (v - med).abs().min(cap));
-    let global = (dev.iter().map(|v| *v as f64).sum::<f64>() / dev.len().max(1) as f64) as f32;
-    let g = global.max(1e-12);
-    // The window is wide, so the pooling runs on a grid a quarter of it apart and is
-    // interpolated back.
-    let f = ((window / 4.0) as usize).max(1);
-    let coarse = gaussian(&downsample(&dev.view(), f).view(), window / f as f32);
-    drop(dev);
-    let (h, w) = d.dim();
-    let (ch, cw) = coarse.dim();
-    let mut local = Array2::<f32>::zeros((h, w));
-    // Coarse cell j covers fine pixels j·f … j·f + f − 1, centre j·f + (f − 1)/2.
+/// Smallest centre σ, in pixels of the level it is computed on, of a scale computed on a
+/// coarser level of the pyramid: a Gaussian that wide is sampled finely enough on that level
+/// for its response to be interpolated back to full resolution (bilinear error under 1 % of
+/// the response's peak).
+const MIN_LEVEL_SIGMA: f32 = 2.5;
+
+/// Bilinear interpolation of a grid whose cell j sits at pixel j·f + `offset` back onto the
+/// `out` grid, clamped at the edges (block means of `f`×`f` pixels: offset (f − 1)/2;
+/// samples taken every f pixels from pixel 0: offset 0).
+fn upsample_into(grid: &Array2<f32>, f: usize, offset: f32, out: &mut Array2<f32>) {
+    let (ch, cw) = grid.dim();
+    if ch == 0 || cw == 0 {
+        out.fill(0.0);
+        return;
+    }
     let at = |i: usize, n: usize| -> (usize, usize, f32) {
-        let t = ((i as f32 - (f as f32 - 1.0) / 2.0) / f as f32).max(0.0);
+        let t = ((i as f32 - offset) / f as f32).max(0.0);
         let j0 = (t as usize).min(n - 1);
-        (j0, (j0 + 1).min(n - 1), t - j0 as f32)
+        (j0, (j0 + 1).min(n - 1), (t - j0 as f32).min(1.0))
     };
-    local
-        .axis_iter_mut(ndarray::Axis(0))
+    let xs: Vec<(usize, usize, f32)> = (0..out.ncols()).map(|x| at(x, cw)).collect();
+    out.axis_iter_mut(Axis(0))
         .into_par_iter()
         .enumerate()
         .for_each(|(y, mut row)| {
             let (y0, y1, fy) = at(y, ch);
-            for (x, o) in row.iter_mut().enumerate() {
-                let (x0, x1, fx) = at(x, cw);
-                let top = coarse[[y0, x0]] * (1.0 - fx) + coarse[[y0, x1]] * fx;
-                let bot = coarse[[y1, x0]] * (1.0 - fx) + coarse[[y1, x1]] * fx;
-                *o = ((top * (1.0 - fy) + bot * fy) / g).clamp(1.0 / 3.0, 3.0);
+            let (r0, r1) = (grid.row(y0), grid.row(y1));
+            for (o, &(x0, x1, fx)) in row.iter_mut().zip(&xs) {
+                let top = r0[x0] * (1.0 - fx) + r0[x1] * fx;
+                let bot = r1[x0] * (1.0 - fx) + r1[x1] * fx;
+                *o = top * (1.0 - fy) + bot * fy;
             }
         });
-    local
 }
 
-/// Best-scale SNR of depressions and bumps over the scales of `p`.
+/// Noise of a response is not the same everywhere in a photo (exposure and light fall-off,
+/// local light elevation on curved skin, focus): the local mean absolute deviation of `d`
+/// from `med`, each pixel clipped at 3 `sd` so scars do not count as noise, pooled with a
+/// Gaussian of `window` px, relative to the same statistic over the whole plane, kept within
+/// 1/3…3. Written into `out` (the shape of `d`).
+fn local_noise_ratio_into(d: &Array2<f32>, med: f32, sd: f32, window: f32, out: &mut Array2<f32>) {
+    let cap = 3.0 * sd;
+    let (h, w) = d.dim();
+    // The window is wide, so the pooling runs on a grid a quarter of it apart and is
+    // interpolated back; block sums of the clipped deviations are made in one pass.
+    let f = ((window / 4.0) as usize).max(1);
+    let (ch, cw) = (h.div_ceil(f), w.div_ceil(f));
+    let mut sums = Array2::<f32>::zeros((ch, cw));
+    sums.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(cy, mut o)| {
+            let mut acc = vec![0f32; cw];
+            for y in cy * f..((cy + 1) * f).min(h) {
+                for (chunk, a) in d
+                    .row(y)
+                    .as_slice()
+                    .unwrap_or(&[])
+                    .chunks(f)
+                    .zip(acc.iter_mut())
+                {
+                    *a += chunk.iter().map(|v| (v - med).abs().min(cap)).sum::<f32>();
+                }
+            }
+            let rows = (((cy + 1) * f).min(h) - cy * f) as f32;
+            for (cx, (ov, a)) in o.iter_mut().zip(acc).enumerate() {
+                let cols = (((cx + 1) * f).min(w) - cx * f) as f32;
+                *ov = a / (rows * cols);
+            }
+        });
+    // Whole-plane mean from the block means weighted by the pixels they hold.
+    let mut total = 0f64;
+    for ((cy, cx), v) in sums.indexed_iter() {
+        let rows = ((cy + 1) * f).min(h) - cy * f;
+        let cols = ((cx + 1) * f).min(w) - cx * f;
+        total += *v as f64 * (rows * cols) as f64;
+    }
+    let g = ((total / (h * w).max(1) as f64) as f32).max(1e-12);
+    let mut coarse = gaussian(&sums.view(), window / f as f32);
+    coarse.mapv_inplace(|v| (v / g).clamp(1.0 / 3.0, 3.0));
+    if d.as_slice().is_none() {
+        // Not reached: responses are built in standard layout. Uniform noise then.
+        out.fill(1.0);
+        return;
+    }
+    upsample_into(&coarse, f, (f as f32 - 1.0) / 2.0, out);
+}
+
+/// Pyramid level (a power of two) a scale of centre σ `s` px is computed on: the coarsest
+/// on which its centre σ is still at least [`MIN_LEVEL_SIGMA`] px.
+fn level_factor(s: f32) -> usize {
+    let mut f = 1usize;
+    while s / (2 * f) as f32 >= MIN_LEVEL_SIGMA {
+        f *= 2;
+    }
+    f
+}
+
+/// Anti-aliasing blur of pyramid level f (f = 2, 4, …): a Gaussian of σ = `LEVEL_BLUR`·f
+/// full-resolution pixels before sampling every f-th pixel, which leaves ~1 % of the
+/// amplitude at the level's Nyquist frequency (box averaging would fold image noise back
+/// into the bands the coarse scales measure).
+const LEVEL_BLUR: f32 = 1.0;
+
+/// The next pyramid level: `prev` (level f, or full resolution for f = 1) blurred up to the
+/// anti-aliasing σ of level 2f and sampled every second pixel.
+fn next_level(prev: &ArrayView2<f32>, f: usize) -> Array2<f32> {
+    // Variance in level-f pixels still to add: (2f·b)² − (f·b)² (none at full resolution).
+    let b = LEVEL_BLUR;
+    let sigma = if f == 1 { 2.0 * b } else { b * 3f32.sqrt() };
+    let blurred = gaussian(prev, sigma);
+    let (h, w) = blurred.dim();
+    Array2::from_shape_fn((h.div_ceil(2), w.div_ceil(2)), |(y, x)| {
+        blurred[[2 * y, 2 * x]]
+    })
+}
+
+/// Response (surround − centre) of scale `s` on `plane`, a level of the pyramid `f` times
+/// coarser than full resolution: the Gaussians are narrowed by the blur the level already
+/// holds, so the response equals the full-resolution one sampled every f pixels. Positive
+/// in a depression.
+fn level_response(plane: &ArrayView2<f32>, f: usize, s: f32, surround_ratio: f32) -> Array2<f32> {
+    let held = if f == 1 {
+        0.0
+    } else {
+        (LEVEL_BLUR * f as f32).powi(2)
+    };
+    let level_sigma = |sigma: f32| (sigma * sigma - held).max(0.0).sqrt() / f as f32;
+    // On a coarse level the planes are small, so the sampled kernel (exact variance) costs
+    // little; at full resolution a wide σ takes the box cascade.
+    let blur = |sigma: f32| {
+        if f == 1 {
+            gaussian(plane, sigma)
+        } else {
+            gaussian_separable(plane, sigma)
+        }
+    };
+    let c = blur(level_sigma(s));
+    let mut d = blur(level_sigma(s * surround_ratio));
+    Zip::from(&mut d).and(&c).par_for_each(|a, b| *a -= b);
+    d
+}
+
+/// SNR of scale `s` on `plane` (level `f` of the pyramid, see [`level_response`]): the
+/// response less its median, over its robust noise scaled by the local noise; and that
+/// robust noise.
+fn snr_on_level(
+    plane: &ArrayView2<f32>,
+    f: usize,
+    s: f32,
+    p: &SegmentParams,
+) -> (Array2<f32>, f32) {
+    let mut d = level_response(plane, f, s, p.surround_ratio);
+    let (med, sd) = robust_stats(&d.view());
+    let sd = sd.max(1e-9);
+    let mut local = Array2::<f32>::zeros(d.dim());
+    let window = s * p.surround_ratio * LOCAL_NOISE_WINDOW / f as f32;
+    local_noise_ratio_into(&d, med, sd, window, &mut local);
+    Zip::from(&mut d)
+        .and(&local)
+        .par_for_each(|v, r| *v = (*v - med) / (sd * r));
+    (d, sd)
+}
+
+/// Best-scale SNR of depressions and bumps over the scales of `p`. Fine scales run at full
+/// resolution; a coarse scale runs on a level of a Gaussian pyramid (a quarter of the
+/// pixels per octave) and its SNR is interpolated back, so every scale costs about the same
+/// whatever its σ while the result stays that of a full-resolution filter.
 pub fn scale_space_snr(height: &ArrayView2<f32>, p: &SegmentParams) -> ScaleSpace {
     let mut dips = Array2::<f32>::from_elem(height.dim(), f32::MIN);
     let mut bumps = Array2::<f32>::from_elem(height.dim(), f32::MIN);
     let mut noises = Vec::new();
+    // levels[k]: the relief at level 2^(k+1) (see `next_level`).
+    let mut levels: Vec<Array2<f32>> = Vec::new();
+    let mut up = Array2::<f32>::zeros(height.dim());
     for &s in &p.scales_px {
-        let c = gaussian(height, s);
-        let sur = gaussian(height, s * p.surround_ratio);
-        // Depth of the centre below its surround: positive in a depression.
-        let d = Zip::from(&sur).and(&c).par_map_collect(|a, b| a - b);
-        let (med, sd) = robust_stats(&d.view());
-        let sd = sd.max(1e-9);
+        let f = level_factor(s);
+        let k = f.trailing_zeros() as usize;
+        while levels.len() < k {
+            let next = match levels.last() {
+                Some(l) => next_level(&l.view(), 1 << levels.len()),
+                None => next_level(height, 1),
+            };
+            levels.push(next);
+        }
+        let plane = if k == 0 {
+            height.view()
+        } else {
+            levels[k - 1].view()
+        };
+        let (snr, sd) = snr_on_level(&plane, f, s, p);
         noises.push(sd);
-        let local = local_noise_ratio(&d, med, sd, s * p.surround_ratio * LOCAL_NOISE_WINDOW);
+        let full = if f == 1 {
+            &snr
+        } else {
+            upsample_into(&snr, f, 0.0, &mut up);
+            &up
+        };
         Zip::from(&mut dips)
             .and(&mut bumps)
-            .and(&d)
-            .and(&local)
-            .par_for_each(|b, u, v, r| {
-                let snr = (v - med) / (sd * r);
-                *b = b.max(snr);
-                *u = u.max(-snr);
+            .and(full)
+            .par_for_each(|b, u, v| {
+                *b = b.max(*v);
+                *u = u.max(-*v);
             });
     }
     let fine_noise = noises.first().copied().unwrap_or(0.0);
@@ -526,6 +670,69 @@ mod tests {
     fn noise(y: usize, x: usize) -> f32 {
         let v = ((x * 7919 + y * 104_729) % 1000) as f32 / 1000.0 - 0.5;
         0.01 * v
+    }
+
+    #[test]
+    fn a_coarse_scale_on_the_pyramid_reads_as_at_full_resolution() {
+        // Pits of radius ~2σ on noisy skin: the response of a coarse scale computed on its
+        // pyramid level must equal the full-resolution response with exact Gaussians at
+        // the level's samples, at every pit and over the plane away from its borders (where
+        // the two extend the plane differently).
+        let (h, w) = (400, 520);
+        let s = 11.0f32;
+        let pits = [
+            (180.0, 152.0, 0.3),
+            (300.0, 200.0, 0.15),
+            (400.0, 260.0, 0.5),
+        ];
+        let border = 100;
+        let z = Array2::from_shape_fn((h, w), |(y, x)| {
+            let mut v = 20.0 * noise(y, x) + 5.0 * noise(y / 3, x / 3);
+            for (px, py, d) in pits {
+                let r2 = (x as f32 - px).powi(2) + (y as f32 - py).powi(2);
+                v -= d * (-r2 / (2.0 * (2.0 * s).powi(2))).exp();
+            }
+            v
+        });
+        let f = level_factor(s);
+        assert_eq!(f, 4, "σ {s} runs two octaves down");
+        let mut full = gaussian_separable(&z.view(), 2.5 * s);
+        full -= &gaussian_separable(&z.view(), s);
+        let l1 = next_level(&z.view(), 1);
+        let l2 = next_level(&l1.view(), 2);
+        let coarse = level_response(&l2.view(), f, s, 2.5);
+        let (mut err, mut sig) = (0f64, 0f64);
+        for ((y, x), c) in coarse.indexed_iter() {
+            let (y, x) = (f * y, f * x);
+            if y < border || x < border || y + border >= h || x + border >= w {
+                continue;
+            }
+            let r = full[[y, x]];
+            err += f64::from(c - r).powi(2);
+            sig += f64::from(r).powi(2);
+        }
+        assert!(
+            (err / sig).sqrt() < 0.02,
+            "rms error {}",
+            (err / sig).sqrt()
+        );
+        for (px, py, d) in pits {
+            let (x, y) = (px as usize, py as usize);
+            let (r, c) = (full[[y, x]], coarse[[y / f, x / f]]);
+            // A Gaussian pit of σ 2s reads 0.41 of its depth in this difference of Gaussians.
+            assert!(r > 0.35 * d, "pit at ({px}, {py}) responds {r}");
+            assert!(
+                (c / r - 1.0).abs() < 0.02,
+                "pit at ({px}, {py}): {c} vs {r}"
+            );
+        }
+        // Interpolated back, the pits keep their response.
+        let mut up = Array2::<f32>::zeros((h, w));
+        upsample_into(&coarse, f, 0.0, &mut up);
+        for (px, py, _) in pits {
+            let (x, y) = (px as usize + 2, py as usize + 1);
+            assert!((up[[y, x]] / full[[y, x]] - 1.0).abs() < 0.03);
+        }
     }
 
     #[test]
