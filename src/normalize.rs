@@ -8,7 +8,7 @@
 
 use ndarray::{Array2, Zip};
 
-use crate::filters::{gaussian, robust_median};
+use crate::filters::{robust_median, wide_gaussian};
 use crate::load::{PlaneSource, Reduced};
 
 /// Optical densities relative to the photo's own healthy skin.
@@ -67,7 +67,7 @@ pub fn normalize_reduced(reduced: Reduced, factor: usize, flat_sigma_px: f32) ->
             d.par_mapv_inplace(|v| -(v.max(FLOOR)).ln());
             let med = robust_median(&d.view());
             skin_od[c] = med;
-            let field = gaussian(&d.view(), flat_sigma_px);
+            let field = wide_gaussian(&d.view(), flat_sigma_px);
             Zip::from(&mut d).and(&field).par_for_each(|v, f| *v -= f);
             // The low-pass mixes scars into the reference; the median re-centres healthy skin.
             let m = robust_median(&d.view());

@@ -267,8 +267,11 @@ pub fn relief_on_surface(
                 .and(&cos_nl)
                 .and(&local_se)
                 .par_for_each(|g, m, le| {
-                    let phi = (*le as f64).asin() - (*m as f64).asin();
-                    *g = phi.tan().clamp(-4.0, 4.0) as f32;
+                    // tan(asin le − asin m), by the tangent of a difference: tan(asin x) =
+                    // x / √(1 − x²), so no inverse sine or tangent per pixel.
+                    let tan_asin = |x: f64| x / (1.0 - x * x).max(1e-24).sqrt();
+                    let (ta, tb) = (tan_asin(*le as f64), tan_asin(*m as f64));
+                    *g = ((ta - tb) / (1.0 + ta * tb)).clamp(-4.0, 4.0) as f32;
                 }),
             Some(zv) => Zip::from(&mut slope)
                 .and(&cos_nl)
@@ -361,37 +364,39 @@ pub fn integrate_slope(
         }
     };
     let mut buf = Array2::<f32>::zeros((hp, wp));
+    let tx: Vec<f32> = (0..w).map(|x| taper(x, w)).collect();
+    let m = mean as f32;
     for (y, row) in g.axis_iter(Axis(0)).enumerate() {
         let ty = taper(y, h);
         let mut out = buf.row_mut(y + pad);
-        for (x, v) in row.iter().enumerate() {
-            out[x + pad] = (*v - mean as f32) * ty * taper(x, w);
+        if let Some(out) = out.as_slice_mut() {
+            for ((o, v), t) in out[pad..pad + w].iter_mut().zip(row.iter()).zip(&tx) {
+                *o = (*v - m) * ty * t;
+            }
         }
     }
     let wc = wp / 2 + 1;
     let mut rplan = RealFftPlanner::<f32>::new();
     let r2c = rplan.plan_fft_forward(wp);
     let c2r = rplan.plan_fft_inverse(wp);
-    // Row transforms, stored transposed (wc × hp) so column transforms run on contiguous rows.
-    let mut spec = Array2::<Complex32>::zeros((wc, hp));
-    let rows: Vec<Vec<Complex32>> = buf
-        .axis_iter(Axis(0))
+    // Row transforms into `rows` (hp × wc), then stored transposed (wc × hp) so column
+    // transforms run on contiguous rows. Buffers and scratch are reused per thread.
+    let mut rows = Array2::<Complex32>::zeros((hp, wc));
+    rows.axis_iter_mut(Axis(0))
         .into_par_iter()
-        .map(|row| {
-            let mut input = row.to_vec();
-            let mut out = r2c.make_output_vec();
-            // Lengths come from the plan, so the transform cannot fail.
-            let _ = r2c.process(&mut input, &mut out);
-            out
-        })
-        .collect();
+        .zip(buf.axis_iter_mut(Axis(0)).into_par_iter())
+        .for_each_init(
+            || r2c.make_scratch_vec(),
+            |scratch, (mut out, mut input)| {
+                if let (Some(i), Some(o)) = (input.as_slice_mut(), out.as_slice_mut()) {
+                    // Lengths come from the plan, so the transform cannot fail.
+                    let _ = r2c.process_with_scratch(i, o, scratch);
+                }
+            },
+        );
     drop(buf);
-    for (y, r) in rows.iter().enumerate() {
-        for (kx, v) in r.iter().enumerate() {
-            spec[[kx, y]] = *v;
-        }
-    }
-    drop(rows);
+    let mut spec = Array2::<Complex32>::zeros((wc, hp));
+    transpose_into(&rows, &mut spec);
     let mut cplan = FftPlanner::<f32>::new();
     let fwd: Arc<dyn rustfft::Fft<f32>> = cplan.plan_fft_forward(hp);
     let inv: Arc<dyn rustfft::Fft<f32>> = cplan.plan_fft_inverse(hp);
@@ -402,58 +407,94 @@ pub fn integrate_slope(
     };
     let eps = epsilon as f32;
     let norm = 1.0 / (hp as f32 * wp as f32);
+    // Wavenumber of each row of the spectrum.
+    let kys: Vec<f32> = (0..hp)
+        .map(|iy| {
+            let fy = if iy <= hp / 2 {
+                iy as f32
+            } else {
+                iy as f32 - hp as f32
+            };
+            2.0 * std::f32::consts::PI * fy / hp as f32
+        })
+        .collect();
+    let scratch_len = fwd
+        .get_inplace_scratch_len()
+        .max(inv.get_inplace_scratch_len());
     spec.axis_iter_mut(Axis(0))
         .into_par_iter()
         .enumerate()
-        .for_each(|(jx, mut col)| {
-            let Some(col) = col.as_slice_mut() else {
-                return;
-            };
-            fwd.process(col);
-            let kx = 2.0 * std::f32::consts::PI * jx as f32 / wp as f32;
-            let nyquist_x = wp % 2 == 0 && jx == wc - 1;
-            for (iy, v) in col.iter_mut().enumerate() {
-                let fy = if iy <= hp / 2 {
-                    iy as f32
-                } else {
-                    iy as f32 - hp as f32
+        .for_each_init(
+            || vec![Complex32::new(0.0, 0.0); scratch_len],
+            |scratch, (jx, mut col)| {
+                let Some(col) = col.as_slice_mut() else {
+                    return;
                 };
-                let ky = 2.0 * std::f32::consts::PI * fy / hp as f32;
-                // u = (cos a, −sin a) in image axes (y down).
-                let ku = kx * ca - ky * sa;
-                let kv2 = kx * kx + ky * ky - ku * ku;
-                let den = ku * ku + eps * kv2 + kc2;
-                if nyquist_x || den <= 0.0 {
-                    *v = Complex32::new(0.0, 0.0);
-                } else {
-                    // Z = −i k_u G / den
-                    let f = ku / den * norm;
-                    *v = Complex32::new(v.im * f, -v.re * f);
+                fwd.process_with_scratch(col, scratch);
+                let kx = 2.0 * std::f32::consts::PI * jx as f32 / wp as f32;
+                let nyquist_x = wp % 2 == 0 && jx == wc - 1;
+                for (v, &ky) in col.iter_mut().zip(&kys) {
+                    // u = (cos a, −sin a) in image axes (y down).
+                    let ku = kx * ca - ky * sa;
+                    let kv2 = kx * kx + ky * ky - ku * ku;
+                    let den = ku * ku + eps * kv2 + kc2;
+                    if nyquist_x || den <= 0.0 {
+                        *v = Complex32::new(0.0, 0.0);
+                    } else {
+                        // Z = −i k_u G / den
+                        let f = ku / den * norm;
+                        *v = Complex32::new(v.im * f, -v.re * f);
+                    }
                 }
-            }
-            inv.process(col);
-        });
+                inv.process_with_scratch(col, scratch);
+            },
+        );
+    // Back to rows (only those of the photo are needed).
+    transpose_into(&spec, &mut rows);
+    drop(spec);
     let mut z = Array2::<f32>::zeros((h, w));
     z.axis_iter_mut(Axis(0))
         .into_par_iter()
         .enumerate()
         .for_each_init(
-            || (vec![Complex32::new(0.0, 0.0); wc], vec![0f32; wp]),
-            |(cin, rout), (y, mut zr)| {
-                for (kx, c) in cin.iter_mut().enumerate() {
-                    *c = spec[[kx, y + pad]];
-                }
+            || (vec![0f32; wp], c2r.make_scratch_vec()),
+            |(rout, scratch), (y, mut zr)| {
+                let mut cin = rows.row(y + pad).to_vec();
                 cin[0].im = 0.0;
                 if wp % 2 == 0 {
                     cin[wc - 1].im = 0.0;
                 }
-                let _ = c2r.process(cin, rout);
+                let _ = c2r.process_with_scratch(&mut cin, rout, scratch);
                 for (x, o) in zr.iter_mut().enumerate() {
                     *o = rout[x + pad];
                 }
             },
         );
     z
+}
+
+/// `dst` = `src` transposed (shapes (r, c) and (c, r)), in tiles that stay in cache.
+fn transpose_into(src: &Array2<Complex32>, dst: &mut Array2<Complex32>) {
+    const T: usize = 32;
+    let (r, c) = src.dim();
+    if dst.dim() != (c, r) {
+        return;
+    }
+    dst.axis_chunks_iter_mut(Axis(0), T)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(bj, mut block)| {
+            let j0 = bj * T;
+            let nj = block.nrows();
+            for i0 in (0..r).step_by(T) {
+                for i in i0..(i0 + T).min(r) {
+                    let srow = src.row(i);
+                    for dj in 0..nj {
+                        block[[dj, i]] = srow[j0 + dj];
+                    }
+                }
+            }
+        });
 }
 
 #[cfg(test)]

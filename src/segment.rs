@@ -22,7 +22,7 @@ use std::cmp::Ordering;
 use ndarray::{Array2, ArrayView2, Axis, Zip};
 use rayon::prelude::*;
 
-use crate::filters::{closing, gaussian, gaussian_separable, robust_stats};
+use crate::filters::{closing, gaussian, gaussian_separable, robust_stats, upsample_into};
 
 /// Parameters of segmentation (scales in processing pixels, depths in relief units).
 #[derive(Debug, Clone, PartialEq)]
@@ -90,35 +90,6 @@ const LOCAL_NOISE_WINDOW: f32 = 4.0;
 /// for its response to be interpolated back to full resolution (bilinear error under 1 % of
 /// the response's peak).
 const MIN_LEVEL_SIGMA: f32 = 2.5;
-
-/// Bilinear interpolation of a grid whose cell j sits at pixel j·f + `offset` back onto the
-/// `out` grid, clamped at the edges (block means of `f`×`f` pixels: offset (f − 1)/2;
-/// samples taken every f pixels from pixel 0: offset 0).
-fn upsample_into(grid: &Array2<f32>, f: usize, offset: f32, out: &mut Array2<f32>) {
-    let (ch, cw) = grid.dim();
-    if ch == 0 || cw == 0 {
-        out.fill(0.0);
-        return;
-    }
-    let at = |i: usize, n: usize| -> (usize, usize, f32) {
-        let t = ((i as f32 - offset) / f as f32).max(0.0);
-        let j0 = (t as usize).min(n - 1);
-        (j0, (j0 + 1).min(n - 1), (t - j0 as f32).min(1.0))
-    };
-    let xs: Vec<(usize, usize, f32)> = (0..out.ncols()).map(|x| at(x, cw)).collect();
-    out.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(y, mut row)| {
-            let (y0, y1, fy) = at(y, ch);
-            let (r0, r1) = (grid.row(y0), grid.row(y1));
-            for (o, &(x0, x1, fx)) in row.iter_mut().zip(&xs) {
-                let top = r0[x0] * (1.0 - fx) + r0[x1] * fx;
-                let bot = r1[x0] * (1.0 - fx) + r1[x1] * fx;
-                *o = top * (1.0 - fy) + bot * fy;
-            }
-        });
-}
 
 /// Noise of a response is not the same everywhere in a photo (exposure and light fall-off,
 /// local light elevation on curved skin, focus): the local mean absolute deviation of `d`
@@ -362,15 +333,23 @@ fn neighbours(i: usize, w: usize, h: usize) -> [Option<usize>; 4] {
 fn cores(snr: &Array2<f32>, extent: f32, seed: f32) -> (Vec<u32>, Vec<f32>) {
     let (h, w) = snr.dim();
     let flat: Vec<f32> = snr.iter().copied().collect();
-    let mut order: Vec<u32> = (0..flat.len() as u32)
+    // Strongest first, ties by position: one u64 per pixel (the value's order key inverted,
+    // then the index) sorts faster than comparing through the plane.
+    let order_key = |v: f32| {
+        let b = v.to_bits();
+        if b >> 31 == 1 {
+            !b
+        } else {
+            b | 0x8000_0000
+        }
+    };
+    let mut keyed: Vec<u64> = (0..flat.len() as u32)
         .filter(|&i| flat[i as usize] > extent)
+        .map(|i| (u64::from(!order_key(flat[i as usize])) << 32) | u64::from(i))
         .collect();
-    order.sort_unstable_by(|&a, &b| {
-        flat[b as usize]
-            .partial_cmp(&flat[a as usize])
-            .unwrap_or(Ordering::Equal)
-            .then(a.cmp(&b))
-    });
+    keyed.sort_unstable();
+    let order: Vec<u32> = keyed.iter().map(|k| *k as u32).collect();
+    drop(keyed);
     let mut lab = vec![u32::MAX; flat.len()];
     let mut basins: Vec<Basin> = Vec::new();
     for &iu in &order {
