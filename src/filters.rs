@@ -56,16 +56,20 @@ fn convolve_rows(src: &ArrayView2<f32>, k: &[f32]) -> Array2<f32> {
                         buf[i] = first;
                         buf[rad + w + i] = last;
                     }
-                    for (b, v) in buf[rad..rad + w].iter_mut().zip(r.iter()) {
-                        *b = *v;
+                    match r.as_slice() {
+                        Some(r) => buf[rad..rad + w].copy_from_slice(r),
+                        None => {
+                            for (b, v) in buf[rad..rad + w].iter_mut().zip(r.iter()) {
+                                *b = *v;
+                            }
+                        }
                     }
                     // Each output sums its products in tap order from −0.0, exactly as
                     // `win.iter().zip(k).map(|(a, b)| a * b).sum()` would.
-                    let taps: Vec<&[f32]> = (0..k.len()).map(|j| &buf[j..j + w]).collect();
                     match o.as_slice_mut() {
-                        Some(o) => tap_sums(o, &taps, k, -0.0),
+                        Some(o) => shifted_tap_sums(o, buf, k, -0.0),
                         None => {
-                            tap_sums(acc, &taps, k, -0.0);
+                            shifted_tap_sums(acc, buf, k, -0.0);
                             for (ov, a) in o.iter_mut().zip(acc.iter()) {
                                 *ov = *a;
                             }
@@ -335,6 +339,42 @@ wide_kernel! {
 }
 
 wide_kernel! {
+    /// [`tap_sums`] with tap j the window `buf[j..]` (a padded row convolved along itself),
+    /// without building the list of windows: the same additions in the same order.
+    fn shifted_tap_sums(out: &mut [f32], buf: &[f32], k: &[f32], init: f32) {
+        let n = out.len();
+        if buf.len() + 1 < n + k.len() {
+            return;
+        }
+        let mut x0 = 0;
+        macro_rules! blocks {
+            ($l:expr) => {
+                while x0 + $l <= n {
+                    let mut a = [init; $l];
+                    for (j, kv) in k.iter().enumerate() {
+                        let v = &buf[x0 + j..x0 + j + $l];
+                        for i in 0..$l {
+                            a[i] += v[i] * kv;
+                        }
+                    }
+                    out[x0..x0 + $l].copy_from_slice(&a);
+                    x0 += $l;
+                }
+            };
+        }
+        blocks!(32);
+        blocks!(8);
+        for (x, o) in out.iter_mut().enumerate().skip(x0) {
+            let mut a = init;
+            for (j, kv) in k.iter().enumerate() {
+                a += buf[x + j] * kv;
+            }
+            *o = a;
+        }
+    }
+}
+
+wide_kernel! {
     /// `acc[i] += v[i] * k` (over the shorter of the two).
     fn add_scaled(acc: &mut [f32], v: &[f32], k: f32) {
         for (a, x) in acc.iter_mut().zip(v) {
@@ -394,15 +434,28 @@ pub fn downsample(src: &ArrayView2<f32>, f: usize) -> Array2<f32> {
             let y0 = oy * f;
             let y1 = (y0 + f).min(h);
             let mut acc = vec![0f32; ow];
-            let mut cnt = vec![0u32; ow];
             for y in y0..y1 {
-                for (x, v) in src.row(y).iter().enumerate() {
-                    acc[x / f] += v;
-                    cnt[x / f] += 1;
+                let row = src.row(y);
+                match row.as_slice() {
+                    // Each block's sum takes its pixels in order, as the general walk does.
+                    Some(r) => {
+                        for (a, block) in acc.iter_mut().zip(r.chunks(f)) {
+                            for v in block {
+                                *a += v;
+                            }
+                        }
+                    }
+                    None => {
+                        for (x, v) in row.iter().enumerate() {
+                            acc[x / f] += v;
+                        }
+                    }
                 }
             }
-            for ((ov, a), c) in o.iter_mut().zip(acc).zip(cnt) {
-                *ov = a / c.max(1) as f32;
+            let rows = (y1 - y0) as u32;
+            for (ox, (ov, a)) in o.iter_mut().zip(acc).enumerate() {
+                let cols = (((ox + 1) * f).min(w) - ox * f) as u32;
+                *ov = a / (rows * cols).max(1) as f32;
             }
         });
     out
@@ -422,17 +475,33 @@ pub fn upsample_into(grid: &Array2<f32>, f: usize, offset: f32, out: &mut Array2
         let j0 = (t as usize).min(n - 1);
         (j0, (j0 + 1).min(n - 1), (t - j0 as f32).min(1.0))
     };
+    // Runs of pixels between the same two grid columns, so the inner loop streams over the
+    // weights with its four grid values fixed (and vectorises).
     let xs: Vec<(usize, usize, f32)> = (0..out.ncols()).map(|x| at(x, cw)).collect();
+    let fxs: Vec<f32> = xs.iter().map(|t| t.2).collect();
+    let mut runs: Vec<(usize, usize, usize, usize)> = Vec::new();
+    for (x, &(x0, x1, _)) in xs.iter().enumerate() {
+        match runs.last_mut() {
+            Some(r) if r.2 == x0 && r.3 == x1 => r.1 = x + 1,
+            _ => runs.push((x, x + 1, x0, x1)),
+        }
+    }
     out.axis_iter_mut(Axis(0))
         .into_par_iter()
         .enumerate()
         .for_each(|(y, mut row)| {
             let (y0, y1, fy) = at(y, ch);
             let (r0, r1) = (grid.row(y0), grid.row(y1));
-            for (o, &(x0, x1, fx)) in row.iter_mut().zip(&xs) {
-                let top = r0[x0] * (1.0 - fx) + r0[x1] * fx;
-                let bot = r1[x0] * (1.0 - fx) + r1[x1] * fx;
-                *o = top * (1.0 - fy) + bot * fy;
+            let Some(row) = row.as_slice_mut() else {
+                return;
+            };
+            for &(s, e, x0, x1) in &runs {
+                let (a, b, c, d) = (r0[x0], r0[x1], r1[x0], r1[x1]);
+                for (o, &fx) in row[s..e].iter_mut().zip(&fxs[s..e]) {
+                    let top = a * (1.0 - fx) + b * fx;
+                    let bot = c * (1.0 - fx) + d * fx;
+                    *o = top * (1.0 - fy) + bot * fy;
+                }
             }
         });
 }

@@ -55,7 +55,7 @@ pub fn separate(n: &Normalized, chroma_sigma_px: f32) -> Intrinsics {
     drop((c1, c2));
     let ls = gaussian(&grey.view(), chroma_sigma_px);
     // Moments of the grey measure on the chromatic differences (a subsample is plenty).
-    let step = (r.len() / 400_000).max(1);
+    let step = (r.len() / 100_000).max(1);
     let (mut s11, mut s12, mut s22, mut s1l, mut s2l, mut cnt) =
         (0f64, 0f64, 0f64, 0f64, 0f64, 0f64);
     for ((l, c1), c2) in ls.iter().zip(c1s.iter()).zip(c2s.iter()).step_by(step) {

@@ -25,7 +25,7 @@ use rustfft::num_complex::Complex32;
 use rustfft::FftPlanner;
 use serde::{Deserialize, Serialize};
 
-use crate::filters::{gaussian, gradient, robust_median, robust_stats};
+use crate::filters::{gaussian, gradient, robust_median, robust_stats, wide_gaussian};
 
 /// Where a light direction came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -80,7 +80,7 @@ fn band_pass(shading: &ArrayView2<f32>, mm_per_px: f64) -> Array2<f32> {
     let s_fine = (0.2 / mm_per_px) as f32;
     let s_coarse = (2.5 / mm_per_px) as f32;
     let a = gaussian(shading, s_fine);
-    let b = gaussian(shading, s_coarse);
+    let b = wide_gaussian(shading, s_coarse);
     let mut out = a;
     Zip::from(&mut out).and(&b).par_for_each(|o, c| *o -= c);
     out
