@@ -6,7 +6,7 @@ use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 use crate::intrinsics::{separate, Intrinsics};
-use crate::load::PlaneSource;
+use crate::load::{PlaneSource, Reduced};
 use crate::measure::{measure, MeasureContext, Scar, ScarType};
 use crate::normalize::{normalize_reduced, CEIL, FLOOR};
 use crate::relief::{
@@ -249,7 +249,8 @@ pub fn analyze_timed<P: PlaneSource + ?Sized>(
     p: &AnalyzeParams,
     t: &mut Timings,
 ) -> Result<Analysis, AnalysisError> {
-    analyze_inner(planes, p, t, false).map(|(a, _)| a)
+    let reduce = |f: usize, lo: f32, hi: f32| Ok(planes.reduce(f, lo, hi));
+    analyze_inner(planes.width(), planes.height(), reduce, p, t, false).map(|(a, _)| a)
 }
 
 /// The relief map of one analysis at processing resolution, kept on request
@@ -283,7 +284,8 @@ pub fn analyze_keeping_relief_timed<P: PlaneSource + ?Sized>(
     p: &AnalyzeParams,
     t: &mut Timings,
 ) -> Result<(Analysis, ReliefMap), AnalysisError> {
-    let (a, height) = analyze_inner(planes, p, t, true)?;
+    let reduce = |f: usize, lo: f32, hi: f32| Ok(planes.reduce(f, lo, hi));
+    let (a, height) = analyze_inner(planes.width(), planes.height(), reduce, p, t, true)?;
     let scar_labels = scar_labels(&a.scars, &a.regions.labels, a.processing.factor);
     let height = height.unwrap_or_else(|| Array2::zeros(a.regions.labels.dim()));
     Ok((
@@ -321,14 +323,47 @@ fn scar_labels(scars: &[Scar], labels: &Array2<u32>, factor: usize) -> Vec<u32> 
         .collect()
 }
 
-fn analyze_inner<P: PlaneSource + ?Sized>(
-    planes: &P,
+/// [`analyze_timed`] of a `width`×`height` photo whose reduction by [`processing_reduction`]
+/// is already made (so the photo itself can be dropped before the analysis runs, and its
+/// memory reused by the analysis).
+///
+/// # Errors
+///
+/// As [`analyze`]; also when `reduced` is not the size that reduction gives.
+pub fn analyze_reduced_timed(
+    reduced: Reduced,
+    width: usize,
+    height: usize,
+    p: &AnalyzeParams,
+    t: &mut Timings,
+) -> Result<Analysis, AnalysisError> {
+    let reduce = move |f: usize, _: f32, _: f32| {
+        let want = (height.div_ceil(f.max(1)), width.div_ceil(f.max(1)));
+        let dims = reduced.planes.iter().map(|c| c.dim());
+        if dims.clone().all(|d| d == want) {
+            Ok(reduced)
+        } else {
+            Err(AnalysisError::InvalidParameter {
+                name: "reduced",
+                reason: format!(
+                    "planes of {:?} are not the reduction by {f} of a {width}×{height} photo",
+                    dims.collect::<Vec<_>>()
+                ),
+            })
+        }
+    };
+    analyze_inner(width, height, reduce, p, t, false).map(|(a, _)| a)
+}
+
+fn analyze_inner(
+    w: usize,
+    h: usize,
+    reduce: impl FnOnce(usize, f32, f32) -> Result<Reduced, AnalysisError>,
     p: &AnalyzeParams,
     t: &mut Timings,
     keep_relief: bool,
 ) -> Result<(Analysis, Option<Array2<f32>>), AnalysisError> {
     check_params(p)?;
-    let (w, h) = (planes.width(), planes.height());
     let calibrated = p.calibration.mm_per_px.is_some();
     let mut warnings = Vec::new();
     let cam_mm = match p.calibration.mm_per_px {
@@ -372,7 +407,7 @@ fn analyze_inner<P: PlaneSource + ?Sized>(
     }
     let px = |mm: f64| (mm / unit) as f32;
     // One reduction to the processing scale serves the input checks and normalisation.
-    let reduced = t.time("normalise", || planes.reduce(factor, FLOOR, CEIL));
+    let reduced = t.time("normalise", || reduce(factor, FLOOR, CEIL))?;
     check_reduced(&reduced, min_side * min_side * factor * factor)?;
     let norm = t.time("normalise", || normalize_reduced(reduced, factor, px(8.0)));
     if norm.clipped_fraction > 0.02 {
@@ -534,5 +569,52 @@ fn source_word(s: LightSource) -> &'static str {
         LightSource::Given => "given",
         LightSource::Estimated => "estimated",
         LightSource::Assumed => "assumed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::RgbPlanes;
+
+    #[test]
+    fn a_prepared_reduction_gives_the_same_analysis_and_a_wrong_one_is_refused() {
+        let (h, w) = (300, 400);
+        let plane = |c: f32| {
+            Array2::from_shape_fn((h, w), |(y, x)| {
+                let r2 = (x as f32 - 200.0).powi(2) + (y as f32 - 150.0).powi(2);
+                c * (0.5 - 0.1 * (-r2 / 200.0).exp() + 0.01 * ((x * 7 + y * 13) % 5) as f32)
+            })
+        };
+        let planes = RgbPlanes {
+            r: plane(1.0),
+            g: plane(0.8),
+            b: plane(0.6),
+        };
+        let p = AnalyzeParams {
+            calibration: Calibration {
+                mm_per_px: Some(0.05),
+                source: "test".into(),
+            },
+            ..Default::default()
+        };
+        let direct = analyze(&planes, &p).expect("analyses");
+        let (f, lo, hi) = processing_reduction(&p, w, h).expect("valid calibration");
+        let prepared =
+            analyze_reduced_timed(planes.reduce(f, lo, hi), w, h, &p, &mut Timings::new())
+                .expect("analyses");
+        assert_eq!(
+            format!("{:?}", direct.scars),
+            format!("{:?}", prepared.scars)
+        );
+        assert_eq!(direct.warnings, prepared.warnings);
+        let wrong = planes.reduce(f + 1, lo, hi);
+        assert!(matches!(
+            analyze_reduced_timed(wrong, w, h, &p, &mut Timings::new()),
+            Err(AnalysisError::InvalidParameter {
+                name: "reduced",
+                ..
+            })
+        ));
     }
 }

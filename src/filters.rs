@@ -411,7 +411,7 @@ wide_kernel! {
 }
 
 /// The samples of `src` in row-major order, borrowed when it is already laid out so.
-fn standard_slice<'a>(src: &'a ArrayView2<f32>) -> std::borrow::Cow<'a, [f32]> {
+pub(crate) fn standard_slice<'a>(src: &'a ArrayView2<f32>) -> std::borrow::Cow<'a, [f32]> {
     match src.as_slice() {
         Some(s) => std::borrow::Cow::Borrowed(s),
         None => std::borrow::Cow::Owned(src.iter().copied().collect()),

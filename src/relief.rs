@@ -205,10 +205,10 @@ const LOCAL_ELEVATION_DEG: (f64, f64) = (5.0, 70.0);
 /// Sine of the light's elevation over the local skin surface, from the smooth brightness of
 /// that skin (`flat`, optical density relative to the photo's median skin, > 0 darker): flat
 /// skin returns (sin e + α) times its irradiance relative to the median, minus ambient.
-fn local_sin_elevation(se: f64, alpha: f64, flat: f32) -> f64 {
-    let (lo, hi) = LOCAL_ELEVATION_DEG;
-    ((se + alpha) * (-(flat as f64)).exp() - alpha)
-        .clamp(lo.to_radians().sin(), hi.to_radians().sin())
+/// Kept within `lo`…`hi` (the sines of [`LOCAL_ELEVATION_DEG`]).
+fn local_sin_elevation(se: f64, alpha: f64, flat: f32, lo: f64, hi: f64) -> f64 {
+    // The exponential in f32: its rounding is far below the shading's own noise.
+    ((se + alpha) * f64::from((-flat).exp()) - alpha).clamp(lo, hi)
 }
 
 /// [`relief`] on curved skin. A cheek is not flat: where it turns away from the light the
@@ -234,7 +234,11 @@ pub fn relief_on_surface(
     let (se, alpha) = (e.sin(), p.ambient.max(0.0));
     // Sine of the local elevation per pixel (the photo's own where the skin is taken as flat).
     let local_se = match flat {
-        Some(f) if f.dim() == shading.dim() => f.mapv(|v| local_sin_elevation(se, alpha, v) as f32),
+        Some(f) if f.dim() == shading.dim() => {
+            let (lo, hi) = LOCAL_ELEVATION_DEG;
+            let (lo, hi) = (lo.to_radians().sin(), hi.to_radians().sin());
+            f.mapv(|v| local_sin_elevation(se, alpha, v, lo, hi) as f32)
+        }
         _ => Array2::from_elem(shading.dim(), se as f32),
     };
     let mut shadow = 0usize;
@@ -244,7 +248,7 @@ pub fn relief_on_surface(
         .and(shading)
         .and(&local_se)
         .for_each(|c, s, le| {
-            let arg = (-(*s as f64)).exp() * (*le as f64 + alpha) - alpha;
+            let arg = f64::from((-*s).exp()) * (*le as f64 + alpha) - alpha;
             if arg <= 0.0 {
                 shadow += 1;
             }

@@ -22,7 +22,9 @@ use std::cmp::Ordering;
 use ndarray::{Array2, ArrayView2, Axis, Zip};
 use rayon::prelude::*;
 
-use crate::filters::{closing, gaussian, gaussian_separable, robust_stats, upsample_into};
+use crate::filters::{
+    closing, gaussian, gaussian_separable, robust_stats, standard_slice, upsample_into,
+};
 
 /// Parameters of segmentation (scales in processing pixels, depths in relief units).
 #[derive(Debug, Clone, PartialEq)]
@@ -332,7 +334,8 @@ fn neighbours(i: usize, w: usize, h: usize) -> [Option<usize>; 4] {
 /// 1..=n) and each core's peak SNR. Cores peaking below `seed` join their neighbour or vanish.
 fn cores(snr: &Array2<f32>, extent: f32, seed: f32) -> (Vec<u32>, Vec<f32>) {
     let (h, w) = snr.dim();
-    let flat: Vec<f32> = snr.iter().copied().collect();
+    let view = snr.view();
+    let flat = standard_slice(&view);
     // Strongest first, ties by position: one u64 per pixel (the value's order key inverted,
     // then the index) sorts faster than comparing through the plane.
     let order_key = |v: f32| {
@@ -447,7 +450,8 @@ fn independent_bumps(
     let w = bumps.dim().1;
     let (lab, peaks) = cores(bumps, p.snr_extent, p.snr_seed);
     let boxes = label_boxes(&lab, peaks.len(), w);
-    let flat: Vec<f32> = bumps.iter().copied().collect();
+    let view = bumps.view();
+    let flat = standard_slice(&view);
     let pos = label_peaks(&lab, &flat, peaks.len(), w);
     peaks
         .iter()
@@ -470,7 +474,8 @@ pub fn segment(height: &ArrayView2<f32>, p: &SegmentParams) -> Regions {
     let (noise, fine_noise) = (ss.noise, ss.fine_noise);
     let snr = ss.dips;
     let (mut core, peak) = cores(&snr, p.snr_extent, p.snr_seed);
-    let snr_flat: Vec<f32> = snr.iter().copied().collect();
+    let snr_view = snr.view();
+    let snr_flat = standard_slice(&snr_view);
     let dip_pos = label_peaks(&core, &snr_flat, peak.len(), w);
     let bump_peaks = independent_bumps(&ss.bumps, p, &dip_pos, &peak);
     drop(ss.bumps);

@@ -434,6 +434,27 @@ fn analyzing_the_same_photo_twice_gives_identical_bytes() {
 }
 
 #[test]
+fn asking_for_an_overlay_leaves_the_analysis_unchanged() {
+    // Without an overlay the photo is reduced and dropped before the analysis; with one it
+    // is kept for drawing. The report must not tell the two apart.
+    let (dir, photo, _) = study();
+    let run = |name: &str, overlay: bool| {
+        let p = dir.path().join(name);
+        let mut cmd = scarscope();
+        cmd.arg("analyze")
+            .arg(&photo)
+            .args(["--mm-per-px", "0.1", "--out"])
+            .arg(&p);
+        if overlay {
+            cmd.arg("--overlay").arg(dir.path().join("o.png"));
+        }
+        cmd.assert().success();
+        std::fs::read(p).expect("written")
+    };
+    assert_eq!(run("plain.json", false), run("with_overlay.json", true));
+}
+
+#[test]
 fn an_uncalibrated_photo_gives_null_areas_and_a_calibration_warning() {
     let (dir, photo, _) = study();
     let json = dir.path().join("u.json");

@@ -14,9 +14,11 @@ use std::process::ExitCode;
 use anyhow::{bail, ensure, Context};
 use clap::Args;
 use image::RgbImage;
-use scarscope::analyze::{analyze_timed, AnalyzeParams, Calibration};
+use scarscope::analyze::{
+    analyze_reduced_timed, analyze_timed, processing_reduction, AnalyzeParams, Calibration,
+};
 use scarscope::error::Error;
-use scarscope::load::{decode_path, LoadLimits};
+use scarscope::load::{decode_path, DecodedImage, LoadLimits, PlaneSource};
 use scarscope::relief::LightSource;
 use scarscope::report::overlay::{draw_overlay, write_png};
 use scarscope::report::{analyze_doc, to_json_bytes, write_atomic, AnalyzeDoc};
@@ -365,12 +367,34 @@ fn analyze_one(
         // The photo stays in its decoded samples: normalisation converts and downsamples it
         // in one pass, and full-resolution planes are made only for an overlay.
         let img = t.time("decode", || decode_path(path, &cfg.limits))?;
-        let a = analyze_timed(&img.photo, &cfg.params, t).map_err(|source| Error::Analysis {
+        let (w, h) = (img.photo.width(), img.photo.height());
+        let failed = |source| Error::Analysis {
             path: path.to_path_buf(),
             source,
-        })?;
-        let doc = t.time("report", || analyze_doc(&img.meta, &cfg.params, &a));
-        let ov = overlay.then(|| t.time("overlay", || draw_overlay(&img.photo.to_planes(), &a)));
+        };
+        // Without an overlay the photo is needed only for its reduction: made first, the
+        // photo is dropped and the analysis reuses its memory.
+        let spec = (!overlay)
+            .then(|| processing_reduction(&cfg.params, w, h))
+            .flatten();
+        let DecodedImage { photo, meta } = img;
+        let (a, photo) = match spec {
+            Some((f, lo, hi)) => {
+                let reduced = t.time("normalise", || photo.reduce(f, lo, hi));
+                drop(photo);
+                let a = analyze_reduced_timed(reduced, w, h, &cfg.params, t).map_err(failed)?;
+                (a, None)
+            }
+            None => (
+                analyze_timed(&photo, &cfg.params, t).map_err(failed)?,
+                Some(photo),
+            ),
+        };
+        let doc = t.time("report", || analyze_doc(&meta, &cfg.params, &a));
+        let ov = match (overlay, &photo) {
+            (true, Some(photo)) => Some(t.time("overlay", || draw_overlay(&photo.to_planes(), &a))),
+            _ => None,
+        };
         Ok((doc, ov))
     };
     match catch_unwind(AssertUnwindSafe(work)) {
