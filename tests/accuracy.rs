@@ -57,15 +57,15 @@ fn median_depth_error_is_within_30_percent_with_light_given_and_40_percent_estim
 }
 
 /// The targets are F1 ≥ 0.90, area error ≤ 15 % and depth Spearman ≥ 0.85; the
-/// figures measured when this test was last changed (coarse scales on a Gaussian pyramid)
-/// were F1 0.90 / 0.86 (light given / estimated), area 0.18 / 0.13, Spearman 0.52 / 0.48
-/// (README, Accuracy). This test guards those figures against regressions; not every target
-/// is met yet.
+/// figures last measured (after the speed pass that put the coarse scales on a Gaussian
+/// pyramid) were F1 0.896 / 0.860 (light given / estimated), area 0.15 / 0.13, Spearman
+/// 0.50 / 0.50 (README, Accuracy). This test guards the floors set before that pass against
+/// regressions; not every target is met yet.
 #[test]
 fn detection_area_and_depth_ranking_do_not_fall_below_the_measured_figures() {
     for given in [true, false] {
         let s = summary(given);
-        assert!(s.f1 >= 0.85, "given {given}: {s:?}");
+        assert!(s.f1 >= 0.86, "given {given}: {s:?}");
         assert!(s.area_error <= 0.20, "given {given}: {s:?}");
         assert!(s.depth_spearman >= 0.42, "given {given}: {s:?}");
     }
