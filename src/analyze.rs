@@ -575,30 +575,39 @@ fn source_word(s: LightSource) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::RgbPlanes;
 
     #[test]
     fn a_prepared_reduction_gives_the_same_analysis_and_a_wrong_one_is_refused() {
-        let (h, w) = (300, 400);
-        let plane = |c: f32| {
-            Array2::from_shape_fn((h, w), |(y, x)| {
-                let r2 = (x as f32 - 200.0).powi(2) + (y as f32 - 150.0).powi(2);
-                c * (0.5 - 0.1 * (-r2 / 200.0).exp() + 0.01 * ((x * 7 + y * 13) % 5) as f32)
-            })
+        // A rendered phantom with scars, so the two analyses have something to agree on.
+        let cfg = crate::phantom::SubjectConfig {
+            width: 400,
+            height: 300,
+            px_per_mm: 20.0,
+            sessions: 1,
+            ..Default::default()
         };
-        let planes = RgbPlanes {
-            r: plane(1.0),
-            g: plane(0.8),
-            b: plane(0.6),
-        };
+        let subject = crate::phantom::Subject::generate("prepared", 3, &cfg);
+        let planes = crate::load::load_bytes(
+            &subject.render_jpeg(0),
+            std::path::Path::new("prepared.jpg"),
+            &crate::load::LoadLimits::default(),
+        )
+        .expect("phantom decodes")
+        .planes;
+        let (w, h) = (planes.width(), planes.height());
         let p = AnalyzeParams {
             calibration: Calibration {
-                mm_per_px: Some(0.05),
-                source: "test".into(),
+                mm_per_px: Some(1.0 / 20.0),
+                source: "phantom".into(),
             },
             ..Default::default()
         };
         let direct = analyze(&planes, &p).expect("analyses");
+        assert!(
+            !direct.scars.is_empty(),
+            "the phantom's scars are found: {:?}",
+            direct.warnings
+        );
         let (f, lo, hi) = processing_reduction(&p, w, h).expect("valid calibration");
         let prepared =
             analyze_reduced_timed(planes.reduce(f, lo, hi), w, h, &p, &mut Timings::new())

@@ -66,10 +66,11 @@ fn convolve_rows(src: &ArrayView2<f32>, k: &[f32]) -> Array2<f32> {
                     }
                     // Each output sums its products in tap order from −0.0, exactly as
                     // `win.iter().zip(k).map(|(a, b)| a * b).sum()` would.
+                    let taps: Vec<&[f32]> = (0..k.len()).map(|j| &buf[j..j + w]).collect();
                     match o.as_slice_mut() {
-                        Some(o) => shifted_tap_sums(o, buf, k, -0.0),
+                        Some(o) => tap_sums(o, &taps, k, -0.0),
                         None => {
-                            shifted_tap_sums(acc, buf, k, -0.0);
+                            tap_sums(acc, &taps, k, -0.0);
                             for (ov, a) in o.iter_mut().zip(acc.iter()) {
                                 *ov = *a;
                             }
@@ -332,42 +333,6 @@ wide_kernel! {
             let mut a = init;
             for (t, kv) in taps.iter().zip(k) {
                 a += t[x] * kv;
-            }
-            *o = a;
-        }
-    }
-}
-
-wide_kernel! {
-    /// [`tap_sums`] with tap j the window `buf[j..]` (a padded row convolved along itself),
-    /// without building the list of windows: the same additions in the same order.
-    fn shifted_tap_sums(out: &mut [f32], buf: &[f32], k: &[f32], init: f32) {
-        let n = out.len();
-        if buf.len() + 1 < n + k.len() {
-            return;
-        }
-        let mut x0 = 0;
-        macro_rules! blocks {
-            ($l:expr) => {
-                while x0 + $l <= n {
-                    let mut a = [init; $l];
-                    for (j, kv) in k.iter().enumerate() {
-                        let v = &buf[x0 + j..x0 + j + $l];
-                        for i in 0..$l {
-                            a[i] += v[i] * kv;
-                        }
-                    }
-                    out[x0..x0 + $l].copy_from_slice(&a);
-                    x0 += $l;
-                }
-            };
-        }
-        blocks!(32);
-        blocks!(8);
-        for (x, o) in out.iter_mut().enumerate().skip(x0) {
-            let mut a = init;
-            for (j, kv) in k.iter().enumerate() {
-                a += buf[x + j] * kv;
             }
             *o = a;
         }

@@ -24,18 +24,15 @@ fn main() -> ExitCode {
 /// Keep freed memory for reuse instead of handing it back to the system after every large
 /// free: a one-shot `analyze` or `compare` allocates and frees its planes (1–2 MB each at
 /// 12 MP) over and over, and glibc's default trimming made each new plane fault its pages in
-/// afresh. Blocks of 32 MiB or more (a decoded photo) are still mapped and unmapped on their
-/// own. Not for `batch`, which hands free memory back after each photo on purpose.
+/// afresh. No block gets a mapping of its own either: a decoded photo (36 MB at 12 MP) comes
+/// from the heap too, so once it is dropped the analysis's planes reuse its pages, already
+/// faulted in. Not for `batch`, which hands free memory back after each photo on purpose.
 pub(crate) fn retain_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `mallopt` only changes the allocator's tuning; it is called before any worker
     // thread exists and a refused value leaves the defaults in place.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
-        // No separate mappings at all: a decoded photo (36 MB at 12 MP) comes from the heap
-        // too, so once it is dropped the analysis's planes reuse its pages, already faulted
-        // in, instead of faulting in fresh ones.
         libc::mallopt(libc::M_MMAP_MAX, 0);
     }
 }

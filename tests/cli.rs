@@ -416,20 +416,25 @@ fn an_overlay_for_two_photos_is_a_usage_error_with_exit_code_2() {
     assert!(!dir.path().join("o.png").exists());
 }
 
+/// `analyze PHOTO --mm-per-px 0.1 --out OUT EXTRA…`, which must succeed: the report's bytes
+/// and stderr.
+fn analyze_report(photo: &Path, out: &Path, extra: &[&std::ffi::OsStr]) -> (Vec<u8>, String) {
+    let run = scarscope()
+        .arg("analyze")
+        .arg(photo)
+        .args(["--mm-per-px", "0.1", "--out"])
+        .arg(out)
+        .args(extra)
+        .output()
+        .expect("runs");
+    assert_eq!(run.status.code(), Some(0), "stderr: {}", stderr_of(&run));
+    (std::fs::read(out).expect("written"), stderr_of(&run))
+}
+
 #[test]
 fn analyzing_the_same_photo_twice_gives_identical_bytes() {
     let (dir, photo, _) = study();
-    let run = |name: &str| {
-        let p = dir.path().join(name);
-        scarscope()
-            .arg("analyze")
-            .arg(&photo)
-            .args(["--mm-per-px", "0.1", "--out"])
-            .arg(&p)
-            .assert()
-            .success();
-        std::fs::read(p).expect("written")
-    };
+    let run = |name: &str| analyze_report(&photo, &dir.path().join(name), &[]).0;
     assert_eq!(run("a.json"), run("b.json"));
 }
 
@@ -438,20 +443,19 @@ fn asking_for_an_overlay_leaves_the_analysis_unchanged() {
     // Without an overlay the photo is reduced and dropped before the analysis; with one it
     // is kept for drawing. The report must not tell the two apart.
     let (dir, photo, _) = study();
-    let run = |name: &str, overlay: bool| {
-        let p = dir.path().join(name);
-        let mut cmd = scarscope();
-        cmd.arg("analyze")
-            .arg(&photo)
-            .args(["--mm-per-px", "0.1", "--out"])
-            .arg(&p);
-        if overlay {
-            cmd.arg("--overlay").arg(dir.path().join("o.png"));
-        }
-        cmd.assert().success();
-        std::fs::read(p).expect("written")
-    };
-    assert_eq!(run("plain.json", false), run("with_overlay.json", true));
+    let png = dir.path().join("o.png");
+    let plain = analyze_report(&photo, &dir.path().join("plain.json"), &[]).0;
+    let drawn = analyze_report(
+        &photo,
+        &dir.path().join("drawn.json"),
+        &["--overlay".as_ref(), png.as_os_str()],
+    )
+    .0;
+    assert_eq!(plain, drawn);
+    assert!(
+        std::fs::metadata(&png).is_ok_and(|m| m.len() > 0),
+        "overlay written"
+    );
 }
 
 #[test]
@@ -524,18 +528,12 @@ fn analyze_help_documents_the_exit_codes() {
 fn timings_print_every_stage_as_json_on_stderr_and_leave_the_report_unchanged() {
     let (dir, photo, _) = study();
     let run = |name: &str, timings: bool| {
-        let p = dir.path().join(name);
-        let mut cmd = scarscope();
-        cmd.arg("analyze")
-            .arg(&photo)
-            .args(["--mm-per-px", "0.1", "--out"])
-            .arg(&p);
-        if timings {
-            cmd.arg("--timings");
-        }
-        let out = cmd.output().expect("runs");
-        assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr_of(&out));
-        (std::fs::read(p).expect("written"), stderr_of(&out))
+        let extra: &[&std::ffi::OsStr] = if timings {
+            &["--timings".as_ref()]
+        } else {
+            &[]
+        };
+        analyze_report(&photo, &dir.path().join(name), extra)
     };
     let (plain, plain_err) = run("a.json", false);
     let (timed, timed_err) = run("b.json", true);
