@@ -2,7 +2,11 @@
 //! matched scar's depth is measured three ways: by the pipeline; by the same measurement
 //! (same labels, same ring plane) on the phantom's TRUE height field at the processing grid
 //! (measurement error alone); and the truth. `cargo run --release --example depth_chain [N]`
-//! prints one line per scar: `CHAIN case kind ppm el diam true oracle pipeline`.
+//! prints one line per scar: `CHAIN case kind ppm el diam true oracle pipeline …`, and at the
+//! end the median per-case depth Spearman and depth error over all matched scars and over
+//! those whose steepest wall is gentler than both limits of one Lambertian image (the light's
+//! elevation e, beyond which the wall turned from the light is in attached shadow, and 90° − e,
+//! beyond which the wall turned towards it is past the brightest normal).
 use ndarray::Array2;
 use scarscope::analyze::{analyze_keeping_relief, AnalyzeParams, Calibration};
 use scarscope::eval::{evaluate, grid_config, ScarObs};
@@ -19,7 +23,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    // (true, pipeline, identifiable) per case.
+    let mut cases: Vec<Vec<(f64, f64, bool)>> = Vec::new();
     for i in first..n {
+        let mut case = Vec::new();
         let cfg = SubjectConfig {
             pigment: std::env::var("PIG")
                 .ok()
@@ -275,8 +282,18 @@ fn main() {
             // Flat skin at (sin e + α); brighter skin (lower OD) faces the light more.
             let se_eff = (e.sin() + al) * (-(bright[[py, px]] - bmed) as f64).exp() - al;
             let cue_b = gfn(se_eff.clamp(0.05, 1.0)) / gfn(e.sin());
+            let wall = s
+                .scars
+                .iter()
+                .zip(&s.states[0])
+                .find(|(sc, _)| sc.id == tid)
+                .map(|(sc, st)| sc.steepest_wall_deg(*st))
+                .unwrap_or(f64::NAN);
+            if let Some(d) = po[fi].depth_mm {
+                case.push((t.depth_mm, d, wall < el.min(90.0 - el)));
+            }
             println!(
-                "CHAIN {i} {} {ppm} {el:.1} {:.2} {:.3} {:.3} {:.3} {:.2} {:.2} {} {tilt_factor:.3} {cue_a:.3} {cue_b:.3}",
+                "CHAIN {i} {} {ppm} {el:.1} {:.2} {:.3} {:.3} {:.3} {:.2} {:.2} {} {tilt_factor:.3} {cue_a:.3} {cue_b:.3} wall {wall:.1}",
                 t.kind.as_str(),
                 t.equivalent_diameter_mm,
                 t.depth_mm,
@@ -287,5 +304,33 @@ fn main() {
                 exd.join(" ")
             );
         }
+        cases.push(case);
     }
+    let summary = |name: &str, keep: &dyn Fn(bool) -> bool| {
+        let mut rhos: Vec<f64> = Vec::new();
+        let mut errs: Vec<f64> = Vec::new();
+        let mut n = 0;
+        for c in &cases {
+            let pairs: Vec<(f64, f64)> =
+                c.iter().filter(|p| keep(p.2)).map(|p| (p.0, p.1)).collect();
+            n += pairs.len();
+            errs.extend(pairs.iter().map(|p| (p.1 / p.0 - 1.0).abs()));
+            if pairs.len() >= 5 {
+                rhos.extend(scarscope::eval::spearman(&pairs));
+            }
+        }
+        let med = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+        };
+        println!(
+            "SUMMARY {name}: scars {n}, cases with ≥ 5 {}, depth Spearman median {:.2}, depth error median {:.2}",
+            rhos.len(),
+            med(&mut rhos),
+            med(&mut errs)
+        );
+    };
+    summary("all", &|_| true);
+    summary("walls within both limits", &|ok| ok);
+    summary("walls beyond a limit", &|ok| !ok);
 }

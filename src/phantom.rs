@@ -191,6 +191,25 @@ impl ScarSpec {
         let rho = ((u / a).powi(2) + (v / b).powi(2)).sqrt();
         self.depth_mm * st.depth_factor * profile(self.kind, rho)
     }
+    /// Steepest wall of the scar in degrees (its profile's largest slope, along the minor axis,
+    /// where walls are steepest), given its state; 0 for a resolved scar.
+    pub fn steepest_wall_deg(&self, st: ScarState) -> f64 {
+        if st.depth_factor <= 0.0 {
+            return 0.0;
+        }
+        let b = 0.5 * self.diameter_mm * st.width_factor * self.aspect.sqrt();
+        let n = 4000;
+        let step = support(self.kind) / n as f64;
+        let steepest = (0..n)
+            .map(|i| {
+                let rho = i as f64 * step;
+                (profile(self.kind, rho) - profile(self.kind, rho + step)).abs() / step
+            })
+            .fold(0.0, f64::max);
+        (self.depth_mm * st.depth_factor * steepest / b)
+            .atan()
+            .to_degrees()
+    }
     /// Radius (mm) beyond which the scar has no effect.
     pub fn reach_mm(&self, st: ScarState) -> f64 {
         0.5 * self.diameter_mm * st.width_factor * support(self.kind) / self.aspect.sqrt()
@@ -1146,6 +1165,44 @@ mod tests {
             width_factor: 1.0,
         }]];
         s
+    }
+
+    #[test]
+    fn steepest_wall_matches_the_largest_slope_of_the_depression() {
+        let st = ScarState {
+            depth_factor: 0.8,
+            width_factor: 1.1,
+        };
+        for kind in [ScarType::Icepick, ScarType::Boxcar, ScarType::Rolling] {
+            let spec = ScarSpec {
+                id: 1,
+                kind,
+                cx: 0.0,
+                cy: 0.0,
+                diameter_mm: 2.0,
+                depth_mm: 0.4,
+                aspect: 0.8,
+                angle: 0.3,
+            };
+            // Largest central-difference slope of the depression itself, on a 5 µm grid.
+            let (h, reach) = (0.005, spec.reach_mm(st));
+            let n = (reach / h) as i32;
+            let mut steepest: f64 = 0.0;
+            for i in -n..=n {
+                for j in -n..=n {
+                    let (x, y) = (i as f64 * h, j as f64 * h);
+                    let gx = spec.depression(st, x + h, y) - spec.depression(st, x - h, y);
+                    let gy = spec.depression(st, x, y + h) - spec.depression(st, x, y - h);
+                    steepest = steepest.max(gx.hypot(gy) / (2.0 * h));
+                }
+            }
+            let want = steepest.atan().to_degrees();
+            let got = spec.steepest_wall_deg(st);
+            assert!(
+                (got - want).abs() < 1.0,
+                "{kind:?}: {got:.2}° vs {want:.2}°"
+            );
+        }
     }
 
     /// Independent measurement on the full rendered height field (furrows, pores and curvature
