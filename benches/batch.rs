@@ -48,6 +48,7 @@ fn study_throughput(c: &mut Criterion) {
         height: 450,
         px_per_mm: 20.0,
         scars: 12,
+        cast_shadows: false,
     };
     let photos = write_study(&study, &opts).expect("phantom study written");
     jobs_1_and_2(c, "batch_study", &study, dir.path(), photos);
@@ -66,6 +67,7 @@ fn batch_20_photos_3mp(c: &mut Criterion) {
         height: 1500,
         px_per_mm: 20.0,
         scars: 12,
+        cast_shadows: false,
     };
     let photos = if study.join(".complete").exists() {
         opts.subjects * opts.sessions

@@ -1,8 +1,10 @@
 //! Accuracy of `analyze` on the phantom grid of the analysis issue, case by case, pooled, and
 //! broken down by scar type and light elevation (measured / true depth and area, light given).
-//! `cargo run --release --example accuracy [N]` (env NOSCARS=1: pigment-only phantoms).
-use scarscope::eval::{grid_case, median, summarize_grid, GridCase, MatchedPair};
+//! `cargo run --release --example accuracy [N]` (env NOSCARS=1: pigment-only phantoms;
+//! SHADOWS=1: the phantom's skin casts shadows on itself).
+use scarscope::eval::{grid_case_with, grid_config, median, summarize_grid, GridCase, MatchedPair};
 use scarscope::measure::ScarType;
+use scarscope::phantom::SubjectConfig;
 
 fn ratios(pairs: &[&MatchedPair], f: fn(&MatchedPair) -> Option<f64>) -> String {
     let mut v: Vec<f64> = pairs.iter().filter_map(|p| f(p)).collect();
@@ -23,9 +25,14 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(12);
     let scars = std::env::var("NOSCARS").is_err();
+    let shadows = std::env::var("SHADOWS").is_ok();
     let mut cases: Vec<GridCase> = Vec::new();
     for i in 0..n {
-        for c in grid_case(i, scars, 900, 700).expect("phantom photo analyses") {
+        let cfg = SubjectConfig {
+            cast_shadows: shadows,
+            ..grid_config(i, scars, 900, 700)
+        };
+        for c in grid_case_with(i, &cfg).expect("phantom photo analyses") {
             let e = &c.scores;
             let f = |v: Option<f64>| v.map_or("  -  ".into(), |v| format!("{v:5.2}"));
             println!(

@@ -2,7 +2,8 @@
 //! matched scar's depth is measured three ways: by the pipeline; by the same measurement
 //! (same labels, same ring plane) on the phantom's TRUE height field at the processing grid
 //! (measurement error alone); and the truth. `cargo run --release --example depth_chain [N]`
-//! prints one line per scar: `CHAIN case kind ppm el diam true oracle pipeline …`, and at the
+//! prints one line per scar: `CHAIN case kind ppm el diam true oracle pipeline …` (SHADOWS=1:
+//! the phantom casts shadows), and at the
 //! end the median per-case depth Spearman and depth error over all matched scars and over
 //! those whose steepest wall is gentler than both limits of one Lambertian image (the light's
 //! elevation e, beyond which the wall turned from the light is in attached shadow, and 90° − e,
@@ -32,6 +33,7 @@ fn main() {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(1.0),
+            cast_shadows: std::env::var("SHADOWS").is_ok(),
             ..grid_config(i, true, 900, 700)
         };
         let (ppm, el) = (cfg.px_per_mm, cfg.light_elevation_deg.unwrap_or(f64::NAN));

@@ -104,6 +104,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         height,
         px_per_mm: 20.0,
         scars: 12,
+        cast_shadows: false,
     };
     write_study(&root, &opts)?;
     let study = Study::plan(&root)?;

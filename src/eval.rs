@@ -238,13 +238,18 @@ pub fn grid_case(
     width: usize,
     height: usize,
 ) -> Result<[GridCase; 2], crate::error::Error> {
+    grid_case_with(i, &grid_config(i, scars, width, height))
+}
+
+/// [`grid_case`] of a given phantom configuration (e.g. [`grid_config`] with cast shadows).
+pub fn grid_case_with(i: usize, cfg: &SubjectConfig) -> Result<[GridCase; 2], crate::error::Error> {
     use crate::analyze::{analyze, AnalyzeParams, Calibration};
     use crate::load::{load_bytes, LoadLimits};
     use crate::phantom::Subject;
-    let cfg = grid_config(i, scars, width, height);
+    let (width, height) = (cfg.width, cfg.height);
     let (ppm, mel) = (cfg.px_per_mm, cfg.skin_melanin.unwrap_or(f64::NAN));
     let el = cfg.light_elevation_deg.unwrap_or(f64::NAN);
-    let subject = Subject::generate("grid", 1000 + i as u64, &cfg);
+    let subject = Subject::generate("grid", 1000 + i as u64, cfg);
     let jpg = subject.render_jpeg(0);
     let truth = subject.truth(0, "cheek");
     let path = std::path::Path::new("grid.jpg");

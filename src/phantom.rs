@@ -100,6 +100,14 @@ fn hash_normal(seed: u64, idx: u64) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (2.0 * PI * u2).cos()
 }
 
+/// A march towards the light: camera pixels per step, and how far the ray rises per step (mm).
+#[derive(Debug, Clone, Copy)]
+struct March {
+    dx: f64,
+    dy: f64,
+    rise_mm: f64,
+}
+
 /// One scar of the phantom, in skin millimetres (baseline camera frame, origin top-left).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScarSpec {
@@ -383,6 +391,10 @@ pub struct SessionSetup {
     pub noise: f64,
     /// JPEG quality.
     pub jpeg_quality: u8,
+    /// Whether the skin casts shadows on itself (a steep wall's rim darkens the floor behind
+    /// it, as under any real raking light); false shades each point by its normal alone.
+    #[serde(default)]
+    pub cast_shadows: bool,
 }
 
 /// What a subject is made of; every knob has a physically sensible default.
@@ -412,6 +424,8 @@ pub struct SubjectConfig {
     pub treat: bool,
     /// Amount of pigment marks (melanin spots, freckles, erythema), 1 = typical.
     pub pigment: f64,
+    /// Whether the rendered skin casts shadows on itself (see [`SessionSetup::cast_shadows`]).
+    pub cast_shadows: bool,
 }
 
 impl Default for SubjectConfig {
@@ -429,6 +443,7 @@ impl Default for SubjectConfig {
             vary_sessions: true,
             treat: true,
             pigment: 1.0,
+            cast_shadows: false,
         }
     }
 }
@@ -614,6 +629,7 @@ impl Subject {
                     sss_mm: lrng.range(0.03, 0.08),
                     noise: lrng.range(0.004, 0.01),
                     jpeg_quality: 88,
+                    cast_shadows: cfg.cast_shadows,
                 }
             })
             .collect();
@@ -740,6 +756,30 @@ impl Subject {
         z + self.pores.at(x, y)
     }
 
+    /// Whether the camera sample (sx, sy) of session `k`, at height `z0` mm, is hidden from
+    /// the key light by skin between it and the light. The skin never rises above its smooth
+    /// curvature (furrows, pores and scars only cut into it), so the march stops once that
+    /// bound has fallen below the ray for good (the bound minus the ray is concave along it).
+    fn in_cast_shadow(&self, k: usize, sx: f64, sy: f64, z0: f64, m: March) -> bool {
+        let (x0, y0, rx, ry) = self.curvature;
+        // −∞: the first step cannot tell whether the bound is falling.
+        let mut prev = f64::NEG_INFINITY;
+        for j in 1..=20_000 {
+            let t = j as f64;
+            let (x, y) = self.skin_of(k, sx + t * m.dx, sy + t * m.dy);
+            let ray = z0 + t * m.rise_mm;
+            let bound = -0.5 * ((x - x0).powi(2) / rx + (y - y0).powi(2) / ry) - ray;
+            if bound < 0.0 && bound < prev {
+                return false;
+            }
+            prev = bound;
+            if self.height(k, x, y) > ray {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Height (mm) of the skin in session `k` at skin point (x, y) mm.
     pub fn height(&self, k: usize, x: f64, y: f64) -> f64 {
         let mut z = self.healthy_height(x, y);
@@ -806,6 +846,13 @@ impl Subject {
             let n = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
             [v[0] / n, v[1] / n, v[2] / n]
         };
+        // Cast shadows are found by marching from each sample towards the light, half a
+        // sample at a time, rising at tan e.
+        let march = March {
+            dx: 0.5 * step * az.cos(),
+            dy: -0.5 * step * az.sin(),
+            rise_mm: 0.5 * d_mm * el.tan(),
+        };
         // Irradiance (diffuse) and sheen per pixel, each averaged over SS×SS samples.
         let rows: Vec<(Vec<f64>, Vec<f64>)> = (0..h)
             .into_par_iter()
@@ -836,7 +883,14 @@ impl Subject {
                                 / (2.0 * d_mm);
                             let nn = (1.0 + zx * zx + zy * zy).sqrt();
                             let n = [-zx / nn, -zy / nn, 1.0 / nn];
-                            let ndl = n[0] * l[0] + n[1] * l[1] + n[2] * l[2];
+                            let mut ndl = n[0] * l[0] + n[1] * l[1] + n[2] * l[2];
+                            if ndl > 0.0 && ses.cast_shadows {
+                                let sx = -0.5 + step * (cidx as f64 - 0.5);
+                                let sy = py as f64 - 0.5 + step * (r as f64 - 0.5);
+                                if self.in_cast_shadow(k, sx, sy, zs[r * ncols + cidx], march) {
+                                    ndl = 0.0;
+                                }
+                            }
                             acc_d += ndl.max(0.0);
                             let ndh = (n[0] * hv[0] + n[1] * hv[1] + n[2] * hv[2]).max(0.0);
                             if ndl > 0.0 {
@@ -1165,6 +1219,51 @@ mod tests {
             width_factor: 1.0,
         }]];
         s
+    }
+
+    /// Length (px) of the dark run along the row through a boxcar's centre, light from the
+    /// right at 30°: pixels lit by ambient light alone, against flat skin away from the scar.
+    fn shadow_run(cast: bool) -> (usize, f64) {
+        let mut s = one_scar_subject(ScarType::Boxcar, 3.0, 0.5, 20.0);
+        let ses = &mut s.sessions[0];
+        ses.light_azimuth_deg = 0.0;
+        ses.light_elevation_deg = 30.0;
+        (ses.noise, ses.falloff, ses.specular, ses.sss_mm) = (0.0, 0.0, 0.0, 1e-6);
+        ses.cast_shadows = cast;
+        let lin = s.render_linear(0);
+        let (w, y) = (s.width, s.height / 2);
+        let g = |x: usize| lin[(y * w + x) * 3 + 1];
+        let flat = g(5);
+        let dark = (ses_ambient(&s) + 0.05) / (0.5 + ses_ambient(&s)) * flat;
+        // The longest dark run (furrows and pores make short ones of their own).
+        let (mut run, mut cur) = (0, 0);
+        for x in 0..w {
+            cur = if g(x) < dark { cur + 1 } else { 0 };
+            run = run.max(cur);
+        }
+        // Where the shadow should end: the ray from the rim (where the wall turns steeper than
+        // the light) down to the floor, depth / tan e, in px.
+        let expected = 0.5 / 30f64.to_radians().tan() * 20.0;
+        (run, expected)
+    }
+
+    fn ses_ambient(s: &Subject) -> f64 {
+        s.sessions[0].ambient
+    }
+
+    #[test]
+    fn a_raking_light_casts_a_shadow_as_long_as_the_depth_over_tan_e() {
+        let (cast, expected) = shadow_run(true);
+        assert!(
+            (cast as f64 - expected).abs() <= 3.0,
+            "shadow {cast} px, depth / tan e = {expected:.1} px"
+        );
+        // Without cast shadows only the wall steeper than the light is dark.
+        let (attached, _) = shadow_run(false);
+        assert!(
+            attached + 5 <= cast,
+            "attached {attached} px, cast {cast} px"
+        );
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct SynthOptions {
     pub px_per_mm: f64,
     /// Scars per subject.
     pub scars: usize,
+    /// Whether the skin casts shadows on itself (slower to render).
+    pub cast_shadows: bool,
 }
 
 /// The view name every synthetic photo carries.
@@ -47,6 +49,7 @@ pub fn write_study(out: &Path, o: &SynthOptions) -> Result<usize, WriteError> {
                 px_per_mm: o.px_per_mm,
                 n_scars: o.scars,
                 sessions: o.sessions,
+                cast_shadows: o.cast_shadows,
                 ..Default::default()
             };
             let seed = o.seed.wrapping_mul(1_000_003).wrapping_add(i as u64);

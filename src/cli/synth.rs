@@ -33,6 +33,11 @@ pub struct SynthArgs {
     /// Scars per subject (10–40 is typical).
     #[arg(long, default_value_t = 20)]
     scars: usize,
+    /// Let the skin cast shadows on itself (a scar's rim darkens its floor under raking light,
+    /// as in any real photo or ray-traced rendering); without it each point is shaded by its
+    /// normal alone.
+    #[arg(long)]
+    cast_shadows: bool,
 }
 
 /// Run `synth`.
@@ -55,6 +60,7 @@ pub fn run(a: SynthArgs) -> anyhow::Result<ExitCode> {
         height: a.height,
         px_per_mm: a.px_per_mm,
         scars: a.scars,
+        cast_shadows: a.cast_shadows,
     };
     let n = write_study(&a.out, &opts)
         .with_context(|| format!("writing the synthetic study to {}", a.out.display()))?;
