@@ -1,7 +1,8 @@
-//! Dump intermediate planes of one phantom as PNGs (development aid).
+//! Dump intermediate planes of one phantom as PNGs (development aid): shading, melanin, SNR,
+//! labels and relief under /tmp/dbg_*.png. Env SHADOWS=1: the phantom casts shadows.
 mod common;
 use common::save;
-use scarscope::analyze::{analyze, AnalyzeParams, Calibration};
+use scarscope::analyze::{analyze_keeping_relief, AnalyzeParams, Calibration};
 use scarscope::load::{load_bytes, LoadLimits};
 use scarscope::phantom::{Subject, SubjectConfig};
 use std::path::Path;
@@ -26,6 +27,7 @@ fn main() {
         scars: std::env::var("NOSCARS").is_err(),
         skin_melanin: std::env::var("MEL").ok().and_then(|s| s.parse().ok()),
         light_azimuth_deg: std::env::var("AZ").ok().and_then(|s| s.parse().ok()),
+        cast_shadows: std::env::var("SHADOWS").is_ok(),
         ..Default::default()
     };
     let s = Subject::generate("x", 1000 + i, &cfg);
@@ -42,7 +44,8 @@ fn main() {
         light_elevation_deg: Some(truth.light.elevation_deg),
         ..Default::default()
     };
-    let a = analyze(&img.planes, &p).unwrap();
+    let (a, relief) = analyze_keeping_relief(&img.planes, &p).unwrap();
+    save(&relief.height, -0.3, 0.1, "/tmp/dbg_relief.png");
     {
         let n = scarscope::normalize::normalize(
             &img.planes,
