@@ -425,6 +425,7 @@ pub struct SubjectConfig {
     /// Amount of pigment marks (melanin spots, freckles, erythema), 1 = typical.
     pub pigment: f64,
     /// Whether the rendered skin casts shadows on itself (see [`SessionSetup::cast_shadows`]).
+    #[serde(default)]
     pub cast_shadows: bool,
 }
 
