@@ -241,7 +241,8 @@ pub fn grid_case(
     grid_case_with(i, &grid_config(i, scars, width, height))
 }
 
-/// [`grid_case`] of a given phantom configuration (e.g. [`grid_config`] with cast shadows).
+/// [`grid_case`] of a given phantom configuration (e.g. [`grid_config`] with cast shadows);
+/// `i` picks the phantom's seed as in [`grid_case`].
 pub fn grid_case_with(i: usize, cfg: &SubjectConfig) -> Result<[GridCase; 2], crate::error::Error> {
     use crate::analyze::{analyze, AnalyzeParams, Calibration};
     use crate::load::{load_bytes, LoadLimits};

@@ -1234,8 +1234,9 @@ mod tests {
         let lin = s.render_linear(0);
         let (w, y) = (s.width, s.height / 2);
         let g = |x: usize| lin[(y * w + x) * 3 + 1];
-        let flat = g(5);
-        let dark = (ses_ambient(&s) + 0.05) / (0.5 + ses_ambient(&s)) * flat;
+        // Flat skin returns sin e + ambient; shadowed skin the ambient alone.
+        let (flat, ambient, se) = (g(5), s.sessions[0].ambient, 30f64.to_radians().sin());
+        let dark = (ambient + 0.05) / (se + ambient) * flat;
         // The longest dark run (furrows and pores make short ones of their own).
         let (mut run, mut cur) = (0, 0);
         for x in 0..w {
@@ -1246,10 +1247,6 @@ mod tests {
         // the light) down to the floor, depth / tan e, in px.
         let expected = 0.5 / 30f64.to_radians().tan() * 20.0;
         (run, expected)
-    }
-
-    fn ses_ambient(s: &Subject) -> f64 {
-        s.sessions[0].ambient
     }
 
     #[test]

@@ -16,6 +16,39 @@ fn scarscope() -> Command {
 }
 
 /// A one-photo phantom study in a fresh folder: (folder, photo, truth).
+#[test]
+fn synth_with_cast_shadows_renders_other_and_repeatable_photos() {
+    let photo = |dir: &Path, shadows: bool| {
+        let mut cmd = scarscope();
+        cmd.arg("synth").arg(dir).args([
+            "--subjects",
+            "1",
+            "--sessions",
+            "1",
+            "--width",
+            "240",
+            "--height",
+            "180",
+            "--px-per-mm",
+            "20",
+            "--scars",
+            "4",
+            "--seed",
+            "5",
+        ]);
+        if shadows {
+            cmd.arg("--cast-shadows");
+        }
+        cmd.assert().success();
+        std::fs::read(dir.join("S01/s1/left_cheek.jpg")).expect("photo written")
+    };
+    let dirs: Vec<TempDir> = (0..3).map(|_| TempDir::new().expect("temp dir")).collect();
+    let plain = photo(dirs[0].path(), false);
+    let cast = photo(dirs[1].path(), true);
+    assert_ne!(plain, cast, "cast shadows change the rendering");
+    assert_eq!(cast, photo(dirs[2].path(), true), "same seed, same bytes");
+}
+
 fn study() -> (TempDir, PathBuf, PathBuf) {
     let dir = TempDir::new().expect("temp dir");
     scarscope()
