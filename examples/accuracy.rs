@@ -67,6 +67,32 @@ fn main() {
         let c: Vec<&GridCase> = cases.iter().filter(|c| c.light_given == given).collect();
         println!("light given {given}: {:?}", summarize_grid(&c));
     }
+    // Detection by resolution and by light elevation (the grid's hard corners).
+    for given in [true, false] {
+        type Select = Box<dyn Fn(&GridCase) -> bool>;
+        let groups: [(&str, Select); 6] = [
+            ("10 px/mm", Box::new(|c| c.px_per_mm == 10.0)),
+            ("20 px/mm", Box::new(|c| c.px_per_mm == 20.0)),
+            ("40 px/mm", Box::new(|c| c.px_per_mm == 40.0)),
+            ("el 25–37°", Box::new(|c| c.elevation_deg < 37.0)),
+            (
+                "el 37–48°",
+                Box::new(|c| (37.0..48.0).contains(&c.elevation_deg)),
+            ),
+            ("el 48–60°", Box::new(|c| c.elevation_deg >= 48.0)),
+        ];
+        for (name, sel) in &groups {
+            let c: Vec<&GridCase> = cases
+                .iter()
+                .filter(|c| c.light_given == given && sel(c))
+                .collect();
+            let g = summarize_grid(&c);
+            println!(
+                "by {name:9} given {given:5}: photos {:2} P {:.2} R {:.2} F1 {:.2} area {:.2} depth {:.2} rho {:.2}",
+                c.len(), g.precision, g.recall, g.f1, g.area_error, g.depth_error, g.depth_spearman
+            );
+        }
+    }
     // Where the errors come from: measured / true, by type and by light elevation.
     let depth = |p: &MatchedPair| p.measured_depth_mm.map(|d| d / p.depth_mm);
     let area = |p: &MatchedPair| p.measured_area_mm2.map(|a| a / p.area_mm2);

@@ -2,7 +2,7 @@
 //! labels and relief under /tmp/dbg_*.png. Env SHADOWS=1: the phantom casts shadows.
 mod common;
 use common::save;
-use scarscope::analyze::{analyze_keeping_relief, AnalyzeParams, Calibration};
+use scarscope::analyze::analyze_keeping_relief;
 use scarscope::load::{load_bytes, LoadLimits};
 use scarscope::phantom::{Subject, SubjectConfig};
 use std::path::Path;
@@ -35,15 +35,7 @@ fn main() {
     std::fs::write("/tmp/dbg_photo.jpg", &jpg).unwrap();
     let truth = s.truth(0, "v");
     let img = load_bytes(&jpg, Path::new("x.jpg"), &LoadLimits::default()).unwrap();
-    let p = AnalyzeParams {
-        calibration: Calibration {
-            mm_per_px: Some(truth.mm_per_px),
-            source: "t".into(),
-        },
-        light_azimuth_deg: Some(truth.light.azimuth_deg),
-        light_elevation_deg: Some(truth.light.elevation_deg),
-        ..Default::default()
-    };
+    let p = scarscope::eval::phantom_params(&truth, true);
     let (a, relief) = analyze_keeping_relief(&img.planes, &p).unwrap();
     save(&relief.height, -0.3, 0.1, "/tmp/dbg_relief.png");
     {

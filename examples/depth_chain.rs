@@ -9,7 +9,7 @@
 //! elevation e, beyond which the wall turned from the light is in attached shadow, and 90° − e,
 //! beyond which the wall turned towards it is past the brightest normal).
 use ndarray::Array2;
-use scarscope::analyze::{analyze_keeping_relief, AnalyzeParams, Calibration};
+use scarscope::analyze::analyze_keeping_relief;
 use scarscope::eval::{evaluate, grid_config, ScarObs};
 use scarscope::load::{load_bytes, LoadLimits};
 use scarscope::measure::{measure, MeasureContext};
@@ -61,15 +61,7 @@ fn main() {
         let truth = s.truth(0, "cheek");
         let img = load_bytes(&jpg, std::path::Path::new("g.jpg"), &LoadLimits::default())
             .expect("phantom decodes");
-        let p = AnalyzeParams {
-            calibration: Calibration {
-                mm_per_px: Some(truth.mm_per_px),
-                source: "phantom".into(),
-            },
-            light_azimuth_deg: Some(truth.light.azimuth_deg),
-            light_elevation_deg: Some(truth.light.elevation_deg),
-            ..Default::default()
-        };
+        let p = scarscope::eval::phantom_params(&truth, true);
         let (a, rm) = analyze_keeping_relief(&img.planes, &p).expect("analyses");
         let f = a.processing.factor as f64;
         let mm = truth.mm_per_px;

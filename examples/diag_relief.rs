@@ -1,5 +1,8 @@
 //! Development aid: compare the recovered relief with the phantom's true height field.
-//! `cargo run --release --example diag_relief SEED PPM EL` (env NOSCARS=1, MEL=…, PIG=…)
+//! `cargo run --release --example diag_relief SEED PPM EL` (env NOSCARS=1, MEL=…, PIG=…;
+//! the rendering: NOISE=… sensor noise, JPQ=… JPEG quality, SSS=… sub-surface blur mm,
+//! SPEC=… sheen, FALL=… fall-off; the analysis: CS=… chroma smoothing mm, NOPIGW=1 no pigment
+//! removal, AMB=… ambient, EPS=… integration ε)
 mod common;
 use common::save;
 use ndarray::Array2;
@@ -47,7 +50,23 @@ fn main() {
         skin_melanin: env("MEL"),
         ..Default::default()
     };
-    let s = Subject::generate("x", 1000 + i, &cfg);
+    let mut s = Subject::generate("x", 1000 + i, &cfg);
+    if let Some(v) = env("NOISE") {
+        s.sessions[0].noise = v;
+    }
+    if let Some(v) = env("JPQ") {
+        s.sessions[0].jpeg_quality = v as u8;
+    }
+    if let Some(v) = env("SSS") {
+        s.sessions[0].sss_mm = v;
+    }
+    if let Some(v) = env("SPEC") {
+        s.sessions[0].specular = v;
+    }
+    if let Some(v) = env("FALL") {
+        s.sessions[0].falloff = v;
+    }
+    println!("session {:?}", s.sessions[0]);
     let jpg = s.render_jpeg(0);
     let truth = s.truth(0, "v");
     let img = load_bytes(&jpg, Path::new("x.jpg"), &LoadLimits::default()).unwrap();
@@ -55,7 +74,7 @@ fn main() {
     let factor = ((0.1 / mm).floor() as usize).max(1);
     let unit = mm * factor as f64;
     let n = normalize(&img.planes, factor, (8.0 / unit) as f32);
-    let intr = separate(&n, (0.15 / unit).max(1.0) as f32);
+    let intr = separate(&n, (env("CS").unwrap_or(0.15) / unit).max(1.0) as f32);
     let mut shading = intr.shading.clone();
     if std::env::var("NOPIGW").is_ok() {
         let cs = (0.15 / unit).max(1.0) as f32;

@@ -244,7 +244,7 @@ pub fn grid_case(
 /// [`grid_case`] of a given phantom configuration (e.g. [`grid_config`] with cast shadows);
 /// `i` picks the phantom's seed as in [`grid_case`].
 pub fn grid_case_with(i: usize, cfg: &SubjectConfig) -> Result<[GridCase; 2], crate::error::Error> {
-    use crate::analyze::{analyze, AnalyzeParams, Calibration};
+    use crate::analyze::analyze;
     use crate::load::{load_bytes, LoadLimits};
     use crate::phantom::Subject;
     let (width, height) = (cfg.width, cfg.height);
@@ -257,15 +257,7 @@ pub fn grid_case_with(i: usize, cfg: &SubjectConfig) -> Result<[GridCase; 2], cr
     let img = load_bytes(&jpg, path, &LoadLimits::default())?;
     let area_cm2 = (width as f64 * truth.mm_per_px) * (height as f64 * truth.mm_per_px) / 100.0;
     let run = |given: bool| -> Result<GridCase, crate::error::Error> {
-        let p = AnalyzeParams {
-            calibration: Calibration {
-                mm_per_px: Some(truth.mm_per_px),
-                source: "phantom".into(),
-            },
-            light_azimuth_deg: given.then_some(truth.light.azimuth_deg),
-            light_elevation_deg: given.then_some(truth.light.elevation_deg),
-            ..Default::default()
-        };
+        let p = phantom_params(&truth, given);
         let a = analyze(&img.planes, &p).map_err(|source| crate::error::Error::Analysis {
             path: path.to_path_buf(),
             source,
@@ -314,6 +306,23 @@ pub fn grid_case_with(i: usize, cfg: &SubjectConfig) -> Result<[GridCase; 2], cr
         })
     };
     Ok([run(true)?, run(false)?])
+}
+
+/// Analysis parameters for a phantom photo: its true calibration, and its true light
+/// direction when `light_given` (otherwise the analysis estimates it).
+pub fn phantom_params(
+    truth: &crate::phantom::PhotoTruth,
+    light_given: bool,
+) -> crate::analyze::AnalyzeParams {
+    crate::analyze::AnalyzeParams {
+        calibration: crate::analyze::Calibration {
+            mm_per_px: Some(truth.mm_per_px),
+            source: "phantom".into(),
+        },
+        light_azimuth_deg: light_given.then_some(truth.light.azimuth_deg),
+        light_elevation_deg: light_given.then_some(truth.light.elevation_deg),
+        ..Default::default()
+    }
 }
 
 /// Pool grid cases into the figures the analysis issue states.
