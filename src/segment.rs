@@ -15,7 +15,8 @@
 //! Each core then grows its footprint by the rule of DOMAIN.md §4: depth is taken against a
 //! plane fitted to the healthy skin around the core, and the footprint is the connected set
 //! deeper than 10 % of the core's maximum (and above that ring's own noise), never entering
-//! a neighbour or a weaker core the threshold dropped.
+//! a neighbour or a weaker core the threshold dropped. A core whose 10 % level is lost in that
+//! noise must also stand out on the relief smoothed at its own scale, or it is no scar.
 
 use std::cmp::Ordering;
 
@@ -458,6 +459,112 @@ fn independent_bumps(
         .collect()
 }
 
+/// The relief of the window (x0, y0)…(x1, y1) (inclusive) of a row-major plane `w` wide.
+fn z_win(z: &[f32], w: usize, from: (usize, usize), to: (usize, usize)) -> Array2<f32> {
+    Array2::from_shape_fn((to.1 - from.1 + 1, to.0 - from.0 + 1), |(j, i)| {
+        z[(from.1 + j) * w + from.0 + i]
+    })
+}
+
+/// A core's reference: the plane fitted to its healthy ring, the ring's scatter about it, and
+/// the deepest point of the core below it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct RingFit {
+    /// Plane z = p0 + p1 (x − cx) + p2 (y − cy) about `centre` = (cx, cy).
+    plane: [f64; 3],
+    centre: (f64, f64),
+    /// Ring scatter (relief units); the caller's fallback when the ring has too few pixels.
+    ring_sd: f32,
+    /// Deepest core pixel below the plane (relief units).
+    max_depth: f32,
+}
+
+impl RingFit {
+    /// Fit on `z` (a window): `ring` and `core` are (x, y) pixels of the window.
+    fn new(
+        z: &ArrayView2<f32>,
+        ring: &[(usize, usize)],
+        core: &[(usize, usize)],
+        centre: (f64, f64),
+        fallback: f32,
+    ) -> RingFit {
+        let mut ata = [[0f64; 3]; 3];
+        let mut atb = [0f64; 3];
+        for &(x, y) in ring {
+            let v = [1.0, x as f64 - centre.0, y as f64 - centre.1];
+            for a in 0..3 {
+                for b in 0..3 {
+                    ata[a][b] += v[a] * v[b];
+                }
+                atb[a] += v[a] * z[[y, x]] as f64;
+            }
+        }
+        let plane = crate::filters::solve3(ata, atb).unwrap_or([
+            if ring.is_empty() {
+                0.0
+            } else {
+                atb[0] / ring.len() as f64
+            },
+            0.0,
+            0.0,
+        ]);
+        let mut fit = RingFit {
+            plane,
+            centre,
+            ring_sd: fallback,
+            max_depth: f32::MIN,
+        };
+        if ring.len() > 3 {
+            let ss: f32 = ring.iter().map(|&q| fit.depth(z, q).powi(2)).sum();
+            fit.ring_sd = (ss / (ring.len() - 3) as f32).sqrt();
+        }
+        fit.max_depth = core
+            .iter()
+            .map(|&q| fit.depth(z, q))
+            .fold(f32::MIN, f32::max);
+        fit
+    }
+
+    /// Depth below the plane at window pixel (x, y).
+    fn depth(&self, z: &ArrayView2<f32>, (x, y): (usize, usize)) -> f32 {
+        let (p, c) = (self.plane, self.centre);
+        (p[0] + p[1] * (x as f64 - c.0) + p[2] * (y as f64 - c.1)) as f32 - z[[y, x]]
+    }
+}
+
+/// Whether a core stands out of the noise at its own scale. Where its 10 % level lies below
+/// `ring_k` ring noise σ (a shallow core, or a noisy photo), the core is judged again on the
+/// relief smoothed over a third of its radius, ring and core refitted there: a scar's gentle
+/// profile hardly changes while pixel noise averages out, and a cluster of noise, deepest
+/// only pixel by pixel, sinks into its ring. It must still lie `3` ring σ deep (as at full
+/// resolution) and `min_depth`.
+fn significant_at_own_scale(
+    z: &ArrayView2<f32>,
+    ring: &[(usize, usize)],
+    core: &[(usize, usize)],
+    fit: &RingFit,
+    p: &SegmentParams,
+) -> bool {
+    if p.ring_k * fit.ring_sd <= 0.1 * fit.max_depth {
+        return true;
+    }
+    let (lo, hi) = core.iter().fold(
+        ((usize::MAX, usize::MAX), (0usize, 0usize)),
+        |(lo, hi), &(x, y)| ((lo.0.min(x), lo.1.min(y)), (hi.0.max(x), hi.1.max(y))),
+    );
+    if core.is_empty() {
+        return false;
+    }
+    let radius = ((hi.0 - lo.0).max(hi.1 - lo.1) as f32 / 2.0).max(1.0);
+    let sigma = radius / 3.0;
+    if sigma < 1.0 {
+        return true;
+    }
+    let smooth = gaussian(z, sigma);
+    let s = RingFit::new(&smooth.view(), ring, core, fit.centre, fit.ring_sd);
+    s.max_depth >= p.min_depth.max(3.0 * s.ring_sd)
+}
+
 /// Segment the relief into scar footprints.
 pub fn segment(height: &ArrayView2<f32>, p: &SegmentParams) -> Regions {
     let (h, w) = height.dim();
@@ -510,56 +617,31 @@ pub fn segment(height: &ArrayView2<f32>, p: &SegmentParams) -> Regions {
         let (wx1, wy1) = ((x1 + m).min(w - 1), (y1 + m).min(h - 1));
         let (cx, cy) = ((x0 + x1) as f64 / 2.0, (y0 + y1) as f64 / 2.0);
         // Plane through the healthy ring: not in any core, not claimed, no depression signal.
-        let mut ata = [[0f64; 3]; 3];
-        let mut atb = [0f64; 3];
-        let mut ring = Vec::new();
-        for y in wy0..=wy1 {
-            for x in wx0..=wx1 {
+        let ring: Vec<(usize, usize)> = (wy0..=wy1)
+            .flat_map(|y| (wx0..=wx1).map(move |x| (x, y)))
+            .filter(|&(x, y)| {
                 let i = y * w + x;
-                if core[i] != 0 || labels[i] != 0 || snr_flat[i] > p.snr_extent {
-                    continue;
-                }
-                let v = [1.0, x as f64 - cx, y as f64 - cy];
-                for a in 0..3 {
-                    for b in 0..3 {
-                        ata[a][b] += v[a] * v[b];
-                    }
-                    atb[a] += v[a] * z[i] as f64;
-                }
-                ring.push(i);
-            }
-        }
-        let plane = crate::filters::solve3(ata, atb).unwrap_or([
-            if ring.is_empty() {
-                0.0
-            } else {
-                atb[0] / ring.len() as f64
-            },
-            0.0,
-            0.0,
-        ]);
-        let depth_at = |i: usize| -> f32 {
-            let (y, x) = (i / w, i % w);
-            (plane[0] + plane[1] * (x as f64 - cx) + plane[2] * (y as f64 - cy)) as f32 - z[i]
+                core[i] == 0 && labels[i] == 0 && snr_flat[i] <= p.snr_extent
+            })
+            .collect();
+        let inner: Vec<(usize, usize)> = (y0..=y1)
+            .flat_map(|y| (x0..=x1).map(move |x| (x, y)))
+            .filter(|&(x, y)| core[y * w + x] == lab && labels[y * w + x] == 0)
+            .collect();
+        let window = z_win(&z, w, (wx0, wy0), (wx1, wy1));
+        let local = |v: &[(usize, usize)]| -> Vec<(usize, usize)> {
+            v.iter().map(|&(x, y)| (x - wx0, y - wy0)).collect()
         };
-        let ring_sd = if ring.len() > 3 {
-            (ring.iter().map(|&i| depth_at(i).powi(2)).sum::<f32>() / (ring.len() - 3) as f32)
-                .sqrt()
-        } else {
-            fine_noise
-        };
-        let mut max_d = f32::MIN;
-        for y in y0..=y1 {
-            for x in x0..=x1 {
-                let i = y * w + x;
-                if core[i] == lab && labels[i] == 0 {
-                    max_d = max_d.max(depth_at(i));
-                }
-            }
-        }
-        if max_d < p.min_depth.max(3.0 * ring_sd) {
+        let (ring_w, inner_w) = (local(&ring), local(&inner));
+        let centre = (cx - wx0 as f64, cy - wy0 as f64);
+        let fit = RingFit::new(&window.view(), &ring_w, &inner_w, centre, fine_noise);
+        let (ring_sd, max_d) = (fit.ring_sd, fit.max_depth);
+        if max_d < p.min_depth.max(3.0 * ring_sd)
+            || !significant_at_own_scale(&window.view(), &ring_w, &inner_w, &fit, p)
+        {
             continue;
         }
+        let depth_at = |i: usize| -> f32 { fit.depth(&window.view(), (i % w - wx0, i / w - wy0)) };
         let thr = (0.1 * max_d).max(p.ring_k * ring_sd);
         next += 1;
         let id = next;
@@ -645,6 +727,68 @@ mod tests {
     fn noise(y: usize, x: usize) -> f32 {
         let v = ((x * 7919 + y * 104_729) % 1000) as f32 / 1000.0 - 0.5;
         0.01 * v
+    }
+
+    /// Uniform pseudo-random noise in [−0.5, 0.5) per pixel (an integer hash, no pattern).
+    fn hash_noise(y: usize, x: usize) -> f32 {
+        let mut v = (y as u64) << 32 | x as u64;
+        v = (v ^ (v >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+        v = (v ^ (v >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        v ^= v >> 33;
+        (v >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    }
+
+    #[test]
+    fn a_shallow_broad_pit_stands_out_at_its_own_scale_and_a_noise_cluster_does_not() {
+        let n = 61;
+        let c = 30.0f64;
+        let amp = 0.04f32; // noise σ = amp / √12 ≈ 0.0115
+        let pit = |y: usize, x: usize| {
+            let r2 = (x as f64 - c).powi(2) + (y as f64 - c).powi(2);
+            -0.03 * (-r2 / (2.0 * 64.0)).exp() as f32
+        };
+        let r = |x: usize, y: usize| (x as f64 - c).hypot(y as f64 - c);
+        let ring: Vec<(usize, usize)> = (0..n)
+            .flat_map(|y| (0..n).map(move |x| (x, y)))
+            .filter(|&(x, y)| (20.0..30.0).contains(&r(x, y)))
+            .collect();
+        let core: Vec<(usize, usize)> = (0..n)
+            .flat_map(|y| (0..n).map(move |x| (x, y)))
+            .filter(|&(x, y)| r(x, y) <= 10.0)
+            .collect();
+        // No depth floor: the noise alone must decide.
+        let p = SegmentParams {
+            min_depth: 0.0,
+            ..params()
+        };
+        // Without the pit, three isolated pixels of the core lie 4 σ deep: deep pixel by pixel
+        // (the full-resolution test passes), nothing at the core's scale.
+        let spikes = [(26, 31), (33, 27), (30, 35)];
+        for (with_pit, expect) in [(true, true), (false, false)] {
+            let z = Array2::from_shape_fn((n, n), |(y, x)| {
+                let v = amp * hash_noise(y, x);
+                if with_pit {
+                    v + pit(y, x)
+                } else if spikes.contains(&(x, y)) {
+                    -0.046
+                } else {
+                    v
+                }
+            });
+            let fit = RingFit::new(&z.view(), &ring, &core, (c, c), 0.0);
+            // At full resolution both pass the 3 σ test and neither reaches the 10 % rule's
+            // margin over the noise: the decision is the smoothed one's.
+            assert!(fit.max_depth >= 3.0 * fit.ring_sd, "{with_pit}: {fit:?}");
+            assert!(
+                p.ring_k * fit.ring_sd > 0.1 * fit.max_depth,
+                "{with_pit}: {fit:?}"
+            );
+            assert_eq!(
+                significant_at_own_scale(&z.view(), &ring, &core, &fit, &p),
+                expect,
+                "pit {with_pit}: {fit:?}"
+            );
+        }
     }
 
     #[test]

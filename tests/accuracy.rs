@@ -59,19 +59,21 @@ fn median_depth_error_is_within_30_percent_with_light_given_and_40_percent_estim
     assert!(summary(false).depth_error <= 0.40);
 }
 
-/// The targets are F1 ≥ 0.90, area error ≤ 15 % and depth Spearman ≥ 0.85; the
-/// figures last measured (after the speed pass that put the coarse scales on a Gaussian
-/// pyramid) were F1 0.896 / 0.860 (light given / estimated), area 0.15 / 0.13, Spearman
-/// 0.50 / 0.50 (README, Accuracy). This test guards the floors set before that pass against
-/// regressions; not every target is met yet.
+/// The targets are F1 ≥ 0.90, area error ≤ 15 % and depth Spearman ≥ 0.85. Measured
+/// 2026-11-27 after cores are also judged at their own scale (README, Accuracy), light given /
+/// estimated: F1 0.901 / 0.884, area error 0.147 / 0.128, Spearman 0.50 / 0.49. With the
+/// light given, F1 and area error meet the targets; with it estimated the area error
+/// does and F1 is held to its floor; depth ranking is held to its floor (not met).
 #[test]
-fn detection_area_and_depth_ranking_do_not_fall_below_the_measured_figures() {
-    for given in [true, false] {
-        let s = summary(given);
-        assert!(s.f1 >= 0.86, "given {given}: {s:?}");
-        assert!(s.area_error <= 0.20, "given {given}: {s:?}");
-        assert!(s.depth_spearman >= 0.42, "given {given}: {s:?}");
-    }
+fn detection_area_and_depth_ranking_meet_the_targets_or_hold_their_floors() {
+    let s = summary(true);
+    assert!(s.f1 >= 0.90, "given: {s:?}");
+    assert!(s.area_error <= 0.15, "given: {s:?}");
+    assert!(s.depth_spearman >= 0.42, "given: {s:?}");
+    let s = summary(false);
+    assert!(s.f1 >= 0.88, "estimated: {s:?}");
+    assert!(s.area_error <= 0.15, "estimated: {s:?}");
+    assert!(s.depth_spearman >= 0.42, "estimated: {s:?}");
 }
 
 /// Real photos and ray-traced renderings have cast shadows; the phantom draws them on request.
