@@ -536,8 +536,8 @@ impl RingFit {
 /// `ring_k` ring noise σ (a shallow core, or a noisy photo), the core is judged again on the
 /// relief smoothed over a third of its radius, ring and core refitted there: a scar's gentle
 /// profile hardly changes while pixel noise averages out, and a cluster of noise, deepest
-/// only pixel by pixel, sinks into its ring. It must still lie `3` ring σ deep (as at full
-/// resolution) and `min_depth`.
+/// only pixel by pixel, sinks into its ring. There it must still lie 3 ring σ and
+/// `min_depth` deep, as at full resolution.
 fn significant_at_own_scale(
     z: &ArrayView2<f32>,
     ring: &[(usize, usize)],
@@ -545,6 +545,9 @@ fn significant_at_own_scale(
     fit: &RingFit,
     p: &SegmentParams,
 ) -> bool {
+    if core.is_empty() {
+        return false;
+    }
     if p.ring_k * fit.ring_sd <= 0.1 * fit.max_depth {
         return true;
     }
@@ -552,9 +555,6 @@ fn significant_at_own_scale(
         ((usize::MAX, usize::MAX), (0usize, 0usize)),
         |(lo, hi), &(x, y)| ((lo.0.min(x), lo.1.min(y)), (hi.0.max(x), hi.1.max(y))),
     );
-    if core.is_empty() {
-        return false;
-    }
     let radius = ((hi.0 - lo.0).max(hi.1 - lo.1) as f32 / 2.0).max(1.0);
     let sigma = radius / 3.0;
     if sigma < 1.0 {
