@@ -617,31 +617,31 @@ pub fn segment(height: &ArrayView2<f32>, p: &SegmentParams) -> Regions {
         let (wx1, wy1) = ((x1 + m).min(w - 1), (y1 + m).min(h - 1));
         let (cx, cy) = ((x0 + x1) as f64 / 2.0, (y0 + y1) as f64 / 2.0);
         // Plane through the healthy ring: not in any core, not claimed, no depression signal.
-        let ring: Vec<(usize, usize)> = (wy0..=wy1)
-            .flat_map(|y| (wx0..=wx1).map(move |x| (x, y)))
-            .filter(|&(x, y)| {
-                let i = y * w + x;
-                core[i] == 0 && labels[i] == 0 && snr_flat[i] <= p.snr_extent
-            })
-            .collect();
-        let inner: Vec<(usize, usize)> = (y0..=y1)
-            .flat_map(|y| (x0..=x1).map(move |x| (x, y)))
-            .filter(|&(x, y)| core[y * w + x] == lab && labels[y * w + x] == 0)
-            .collect();
-        let window = z_win(&z, w, (wx0, wy0), (wx1, wy1));
-        let local = |v: &[(usize, usize)]| -> Vec<(usize, usize)> {
-            v.iter().map(|&(x, y)| (x - wx0, y - wy0)).collect()
+        // Ring and core pixels in window coordinates.
+        let pick = |x_range: std::ops::RangeInclusive<usize>,
+                    y_range: std::ops::RangeInclusive<usize>,
+                    keep: &dyn Fn(usize) -> bool| {
+            y_range
+                .flat_map(|y| x_range.clone().map(move |x| (x, y)))
+                .filter(|&(x, y)| keep(y * w + x))
+                .map(|(x, y)| (x - wx0, y - wy0))
+                .collect::<Vec<_>>()
         };
-        let (ring_w, inner_w) = (local(&ring), local(&inner));
+        let ring = pick(wx0..=wx1, wy0..=wy1, &|i| {
+            core[i] == 0 && labels[i] == 0 && snr_flat[i] <= p.snr_extent
+        });
+        let inner = pick(x0..=x1, y0..=y1, &|i| core[i] == lab && labels[i] == 0);
+        let win = z_win(&z, w, (wx0, wy0), (wx1, wy1));
+        let window = win.view();
         let centre = (cx - wx0 as f64, cy - wy0 as f64);
-        let fit = RingFit::new(&window.view(), &ring_w, &inner_w, centre, fine_noise);
+        let fit = RingFit::new(&window, &ring, &inner, centre, fine_noise);
         let (ring_sd, max_d) = (fit.ring_sd, fit.max_depth);
         if max_d < p.min_depth.max(3.0 * ring_sd)
-            || !significant_at_own_scale(&window.view(), &ring_w, &inner_w, &fit, p)
+            || !significant_at_own_scale(&window, &ring, &inner, &fit, p)
         {
             continue;
         }
-        let depth_at = |i: usize| -> f32 { fit.depth(&window.view(), (i % w - wx0, i / w - wy0)) };
+        let depth_at = |i: usize| -> f32 { fit.depth(&window, (i % w - wx0, i / w - wy0)) };
         let thr = (0.1 * max_d).max(p.ring_k * ring_sd);
         next += 1;
         let id = next;
