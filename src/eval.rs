@@ -198,10 +198,18 @@ pub struct GridSummary {
     pub f1: f64,
     /// Median over photos of the median relative area error.
     pub area_error: f64,
+    /// Median relative area error over all matched scars of all photos pooled (steadier than
+    /// the median over photos, which one photo can move when there are few).
+    pub area_error_pooled: f64,
     /// Median over photos of the median relative depth error.
     pub depth_error: f64,
+    /// Median relative depth error over all matched scars pooled.
+    pub depth_error_pooled: f64,
     /// Median over photos of the depth Spearman correlation.
     pub depth_spearman: f64,
+    /// Spearman correlation of measured and true max depth over all matched scars of all
+    /// photos pooled (NaN when fewer than two).
+    pub depth_spearman_pooled: f64,
     /// Pooled type accuracy over matched scars.
     pub type_accuracy: f64,
     /// Share of photos whose azimuth is within 15° (estimated cases).
@@ -341,6 +349,14 @@ pub fn summarize_grid(cases: &[&GridCase]) -> GridSummary {
         let mut v: Vec<f64> = cases.iter().filter_map(|c| f(&c.scores)).collect();
         median(&mut v).unwrap_or(f64::NAN)
     };
+    let pooled = |f: &dyn Fn(&MatchedPair) -> Option<f64>| {
+        let mut v: Vec<f64> = cases
+            .iter()
+            .flat_map(|c| c.pairs.iter())
+            .filter_map(f)
+            .collect();
+        median(&mut v).unwrap_or(f64::NAN)
+    };
     let (mut ok, mut n) = (0.0, 0.0);
     for c in cases {
         if let Some(t) = c.scores.type_accuracy {
@@ -357,8 +373,24 @@ pub fn summarize_grid(cases: &[&GridCase]) -> GridSummary {
         recall,
         f1,
         area_error: med(&|s| s.median_rel_area_error),
+        area_error_pooled: pooled(&|p| {
+            p.measured_area_mm2
+                .map(|a| (a - p.area_mm2).abs() / p.area_mm2)
+        }),
         depth_error: med(&|s| s.median_rel_depth_error),
+        depth_error_pooled: pooled(&|p| {
+            p.measured_depth_mm
+                .map(|d| (d - p.depth_mm).abs() / p.depth_mm)
+        }),
         depth_spearman: med(&|s| s.depth_spearman),
+        depth_spearman_pooled: {
+            let all: Vec<(f64, f64)> = cases
+                .iter()
+                .flat_map(|c| c.pairs.iter())
+                .filter_map(|p| p.measured_depth_mm.map(|d| (d, p.depth_mm)))
+                .collect();
+            spearman(&all).unwrap_or(f64::NAN)
+        },
         type_accuracy: if n > 0.0 { ok / n } else { f64::NAN },
         azimuth_within_15: if est.is_empty() {
             1.0

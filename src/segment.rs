@@ -268,23 +268,47 @@ pub fn scale_space_snr(height: &ArrayView2<f32>, p: &SegmentParams) -> ScaleSpac
     }
 }
 
+/// Fewest bump cores from which the null's tail is fitted rather than counted.
+const MIN_TAIL_SAMPLE: usize = 5;
+
 /// Seed threshold from the mirror null: healthy skin and image noise make bumps as often as
-/// dips, while scars make only dips. The threshold is the lowest SNR at which the bump cores
-/// above it number at most `fdr` times the dip cores above it, so the expected share of
-/// false scars among those kept is about `fdr` whatever the texture, camera or resolution.
+/// dips, while scars make only dips. The threshold is the lowest SNR at which the bumps
+/// expected above it number at most `fdr` times the dip cores above it, so the expected share
+/// of false scars among those kept is about `fdr` whatever the texture, camera or resolution.
 /// Never below `floor`.
+///
+/// The bumps above a threshold are counted, but never more of them than the exponential
+/// tail fitted to all bump cores above `floor` predicts (rate ln 2 over their median excess, a
+/// fit a few outliers cannot move): a lone bump far stronger than the texture's own tail (a
+/// mole, a papule, the ridge an unbalanced pit leaves beside it) is a feature, not evidence
+/// that dips as strong are noise, and counted it would alone demand ten dips above it. Where
+/// half the bumps are that strong, they are the texture, and the fit says so. With fewer than
+/// [`MIN_TAIL_SAMPLE`] bump cores no tail is fitted and the bumps are counted.
 pub fn mirror_threshold(dip_peaks: &[f32], bump_peaks: &[f32], fdr: f32, floor: f32) -> f32 {
     let mut d: Vec<f32> = dip_peaks.iter().copied().filter(|v| *v >= floor).collect();
     let mut b: Vec<f32> = bump_peaks.iter().copied().filter(|v| *v >= floor).collect();
     d.sort_by(|x, y| y.total_cmp(x));
     b.sort_by(|x, y| y.total_cmp(x));
+    // The fitted tail (count, rate), when there are bumps enough to fit it.
+    let tail = (b.len() >= MIN_TAIL_SAMPLE).then(|| {
+        let n = b.len();
+        // b is sorted strongest first: the upper quartile sits a quarter of the way in.
+        let excess_median = 0.5 * (b[(n - 1) / 2] + b[n / 2]) - floor;
+        (n as f32, std::f32::consts::LN_2 / excess_median.max(1e-3))
+    });
     let mut best = f32::INFINITY;
     let mut nb = 0usize;
     for (i, &t) in d.iter().enumerate() {
+        // Null bumps at or above t: those counted, but never more than the texture's fitted
+        // tail predicts.
         while nb < b.len() && b[nb] >= t {
             nb += 1;
         }
-        if nb as f32 <= fdr * (i + 1) as f32 {
+        let expected = match tail {
+            Some((n, rate)) => (nb as f32).min(n * (-rate * (t - floor)).exp()),
+            None => nb as f32,
+        };
+        if expected <= fdr * (i + 1) as f32 {
             best = t;
         }
     }
@@ -889,6 +913,23 @@ mod tests {
     }
 
     #[test]
+    fn a_lone_strong_bump_does_not_set_the_threshold_but_a_heavy_bump_tail_does() {
+        let dips = [30.0, 25.0, 20.0, 18.0, 14.0, 12.0, 11.0, 10.0, 9.0];
+        // Texture bumps spread over 5…6.9: none above 9, so 9 dips above it are enough.
+        let texture: Vec<f32> = (0..20).map(|i| 5.0 + 0.1 * i as f32).collect();
+        assert_eq!(mirror_threshold(&dips, &texture, 0.1, 5.0), 9.0);
+        // One feature bump at 15 on top: counted, it alone would lift the threshold to 18;
+        // the texture's tail expects 0.65 bumps above 10 and 1.3 above 9.
+        let mut with_feature = texture.clone();
+        with_feature.push(15.0);
+        assert_eq!(mirror_threshold(&dips, &with_feature, 0.1, 5.0), 10.0);
+        assert_eq!(mirror_threshold(&dips, &[15.0, 6.0, 5.0], 0.1, 5.0), 18.0);
+        // Texture whose bumps reach far (5…15): dips no stronger than it are not kept.
+        let rough: Vec<f32> = (0..20).map(|i| 5.0 + 0.5 * i as f32).collect();
+        assert!(mirror_threshold(&dips, &rough, 0.1, 5.0) > 14.0);
+    }
+
+    #[test]
     fn a_bump_is_not_a_scar() {
         let z = Array2::from_shape_fn((80, 80), |(y, x)| {
             let r2 = (x as f32 - 40.0).powi(2) + (y as f32 - 40.0).powi(2);
@@ -899,17 +940,27 @@ mod tests {
 
     #[test]
     fn a_footprint_does_not_flood_through_a_weak_dip_the_threshold_dropped() {
-        // A deep cone with a shallow pit touching its rim, and bumps as strong as that pit
-        // elsewhere: the mirror null drops the pit, and the cone's footprint must stop at it
-        // although the pit is deeper than 10 % of the cone.
+        // A deep cone with a shallow pit touching its rim, and eight bumps as strong as that
+        // pit elsewhere (the texture itself, not a lone feature): the mirror null drops the
+        // pit, and the cone's footprint must stop at it although the pit is deeper than 10 %
+        // of the cone.
         let gauss = |x: f32, y: f32, cx: f32, cy: f32, a: f32| {
             a * (-((x - cx).powi(2) + (y - cy).powi(2)) / 18.0).exp()
         };
         let z = Array2::from_shape_fn((120, 160), |(y, x)| {
             let (xf, yf) = (x as f32, y as f32);
             let r = ((xf - 50.0).powi(2) + (yf - 60.0).powi(2)).sqrt();
-            let mut v = -(1.0 - r / 20.0).max(0.0) - gauss(xf, yf, 72.0, 60.0, 0.3);
-            for (cx, cy) in [(120.0, 20.0), (130.0, 60.0), (120.0, 100.0), (20.0, 15.0)] {
+            let mut v = -2.0 * (1.0 - r / 20.0).max(0.0) - gauss(xf, yf, 72.0, 60.0, 0.3);
+            for (cx, cy) in [
+                (120.0, 20.0),
+                (130.0, 60.0),
+                (120.0, 100.0),
+                (20.0, 15.0),
+                (20.0, 105.0),
+                (150.0, 105.0),
+                (150.0, 35.0),
+                (95.0, 15.0),
+            ] {
                 v += gauss(xf, yf, cx, cy, 0.25);
             }
             v + noise(y, x)
