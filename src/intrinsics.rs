@@ -11,7 +11,7 @@
 
 use ndarray::{Array2, Zip};
 
-use crate::filters::{gaussian, robust_median};
+use crate::filters::{downsample, gaussian, gaussian_separable, median, robust_median};
 use crate::normalize::Normalized;
 
 /// Shading and chromophore planes at the processing resolution.
@@ -31,6 +31,45 @@ pub struct Intrinsics {
     pub flat_shading: Array2<f32>,
 }
 
+/// How much smoother than the chroma the copy is on which the pigment weights are fitted.
+const PIGMENT_FIT_SMOOTHING: f32 = 4.0;
+/// Reweighted refits of the pigment weights.
+const ROBUST_ITERATIONS: usize = 3;
+/// Residuals (the shading) beyond this many robust standard deviations (1.4826 MAD) get no
+/// weight in the refit: the shadows and lit walls of scars, tenths of an optical density,
+/// not the few hundredths a pigment mark leaves under a first fit.
+const ROBUST_CUTOFF_MADS: f64 = 20.0;
+/// The cutoff never falls below this optical density (where pixel noise and texture are nearly
+/// absent the MAD is, and every pigment mark's small misfit would be cut away with the scars).
+const MIN_CUTOFF_OD: f64 = 0.1;
+
+/// Weights (w1, w2) of the chromatic differences that best predict the grey measure, by
+/// (weighted) least squares with a small ridge term: without pigment contrast the weights fall
+/// to zero instead of fitting noise. Samples are [grey, c1, c2].
+fn pigment_fit(samples: &[[f64; 3]], weights: Option<&[f64]>) -> (f64, f64) {
+    let (mut s11, mut s12, mut s22, mut s1l, mut s2l, mut cnt) =
+        (0f64, 0f64, 0f64, 0f64, 0f64, 0f64);
+    for (i, [l, c1, c2]) in samples.iter().enumerate() {
+        let wt = weights.map_or(1.0, |w| w[i]);
+        s11 += wt * c1 * c1;
+        s12 += wt * c1 * c2;
+        s22 += wt * c2 * c2;
+        s1l += wt * c1 * l;
+        s2l += wt * c2 * l;
+        cnt += wt;
+    }
+    let cnt = cnt.max(1e-12);
+    let (s11, s12, s22, s1l, s2l) = (s11 / cnt, s12 / cnt, s22 / cnt, s1l / cnt, s2l / cnt);
+    let lambda = 0.01 * (s11 + s22) / 2.0 + 1e-8;
+    let (a11, a22) = (s11 + lambda, s22 + lambda);
+    let det = a11 * a22 - s12 * s12;
+    if det.abs() > 1e-18 {
+        ((a22 * s1l - s12 * s2l) / det, (a11 * s2l - s12 * s1l) / det)
+    } else {
+        (0.0, 0.0)
+    }
+}
+
 /// Separate shading from pigment.
 ///
 /// The grey measure is a weighted mean of the channel densities, weighted by each channel's
@@ -38,7 +77,9 @@ pub struct Intrinsics {
 /// and would otherwise dominate the noise. The chromatic differences that predict its pigment
 /// part are smoothed with `chroma_sigma_px` (JPEG already halves colour resolution), so their
 /// pixel noise is not amplified into shading: melanin's colour vector lies close to grey and
-/// the pigment weights are large.
+/// the pigment weights are large. The weights are fitted on a copy smoothed further and refitted
+/// robustly (Tukey's biweight on the shading residual), so the shadows of scars that are also
+/// red or brown do not pull them.
 pub fn separate(n: &Normalized, chroma_sigma_px: f32) -> Intrinsics {
     let [r, g, b] = &n.od;
     let sig: Vec<f32> = n.skin_od.iter().map(|d| (-2.0 * d).exp()).collect();
@@ -53,31 +94,67 @@ pub fn separate(n: &Normalized, chroma_sigma_px: f32) -> Intrinsics {
     let c1s = gaussian(&c1.view(), chroma_sigma_px);
     let c2s = gaussian(&c2.view(), chroma_sigma_px);
     drop((c1, c2));
-    let ls = gaussian(&grey.view(), chroma_sigma_px);
-    // Moments of the grey measure on the chromatic differences (a subsample is plenty).
-    let step = (r.len() / 100_000).max(1);
-    let (mut s11, mut s12, mut s22, mut s1l, mut s2l, mut cnt) =
-        (0f64, 0f64, 0f64, 0f64, 0f64, 0f64);
-    for ((l, c1), c2) in ls.iter().zip(c1s.iter()).zip(c2s.iter()).step_by(step) {
-        let (l, c1, c2) = (*l as f64, *c1 as f64, *c2 as f64);
-        s11 += c1 * c1;
-        s12 += c1 * c2;
-        s22 += c2 * c2;
-        s1l += c1 * l;
-        s2l += c2 * l;
-        cnt += 1.0;
-    }
-    let cnt = cnt.max(1.0);
-    let (s11, s12, s22, s1l, s2l) = (s11 / cnt, s12 / cnt, s22 / cnt, s1l / cnt, s2l / cnt);
-    // Ridge term: without pigment contrast the weights fall to zero instead of fitting noise.
-    let lambda = 0.01 * (s11 + s22) / 2.0 + 1e-8;
-    let (a11, a22) = (s11 + lambda, s22 + lambda);
-    let det = a11 * a22 - s12 * s12;
-    let (w1, w2) = if det.abs() > 1e-18 {
-        ((a22 * s1l - s12 * s2l) / det, (a11 * s2l - s12 * s1l) / det)
-    } else {
-        (0.0, 0.0)
+    // The weights are fitted on a coarser copy, smoothed PIGMENT_FIT_SMOOTHING times further:
+    // pixel noise in the chromatic differences would bias the weights towards zero (errors
+    // in variables), and pigment marks are broad. The copy is block-averaged first, so the
+    // extra smoothing costs little.
+    let sf = chroma_sigma_px * PIGMENT_FIT_SMOOTHING;
+    let blk = ((sf / 2.0).floor() as usize).max(1);
+    let held = (blk * blk - 1) as f32 / 12.0;
+    let coarse = |x: &Array2<f32>, already: f32| {
+        let c = downsample(&x.view(), blk);
+        let rest = (sf * sf - already * already - held).max(0.0).sqrt() / blk as f32;
+        if rest > 0.3 {
+            gaussian_separable(&c.view(), rest)
+        } else {
+            c
+        }
     };
+    let (lf, c1f, c2f) = (
+        coarse(&grey, 0.0),
+        coarse(&c1s, chroma_sigma_px),
+        coarse(&c2s, chroma_sigma_px),
+    );
+    // The grey measure regressed on the chromatic differences (a subsample is plenty).
+    let step = (lf.len() / 100_000).max(1);
+    let samples: Vec<[f64; 3]> = lf
+        .iter()
+        .zip(c1f.iter())
+        .zip(c2f.iter())
+        .step_by(step)
+        .map(|((l, c1), c2)| [*l as f64, *c1 as f64, *c2 as f64])
+        .collect();
+    drop((lf, c1f, c2f));
+    let (mut w1, mut w2) = pigment_fit(&samples, None);
+    // Scars are where shading is strong, and they are often red or brown: their shadows,
+    // correlated with their erythema, would pull the weights. Shading is sparse and large
+    // there, so the fit is refined with Tukey's biweight on its residual (the shading).
+    for _ in 0..ROBUST_ITERATIONS {
+        let res: Vec<f64> = samples
+            .iter()
+            .map(|[l, c1, c2]| l - w1 * c1 - w2 * c2)
+            .collect();
+        // Medians in f32 by selection: their rounding is far below the residuals' spread.
+        let mut buf: Vec<f32> = res.iter().map(|v| *v as f32).collect();
+        let med = f64::from(median(&mut buf));
+        for (b, v) in buf.iter_mut().zip(&res) {
+            *b = (v - med).abs() as f32;
+        }
+        let mad = f64::from(median(&mut buf));
+        let c = (ROBUST_CUTOFF_MADS * 1.4826 * mad).max(MIN_CUTOFF_OD);
+        let wts: Vec<f64> = res
+            .iter()
+            .map(|v| {
+                let u = (v - med) / c;
+                if u.abs() < 1.0 {
+                    (1.0 - u * u).powi(2)
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        (w1, w2) = pigment_fit(&samples, Some(&wts));
+    }
     let (w1, w2) = (w1 as f32, w2 as f32);
     let mut shading = grey;
     Zip::from(&mut shading)
@@ -106,13 +183,107 @@ mod tests {
     use super::*;
     use ndarray::Array2;
 
+    /// Densities shade + m·melanin + e·haemoglobin with arbitrary colour vectors (not the
+    /// phantom's), healthy skin at zero.
+    fn planes(
+        h: usize,
+        w: usize,
+        shade: impl Fn(usize, usize) -> f32,
+        m: impl Fn(usize, usize) -> f32,
+        e: impl Fn(usize, usize) -> f32,
+    ) -> Normalized {
+        let (mel, hae) = ([0.9f32, 1.3, 1.8], [0.3f32, 1.1, 0.6]);
+        let mk = |c: usize| {
+            Array2::from_shape_fn((h, w), |(y, x)| {
+                shade(y, x) + m(y, x) * mel[c] + e(y, x) * hae[c]
+            })
+        };
+        Normalized {
+            od: [mk(0), mk(1), mk(2)],
+            skin_od: [0.0; 3],
+            flat_od: [
+                Array2::zeros((h, w)),
+                Array2::zeros((h, w)),
+                Array2::zeros((h, w)),
+            ],
+            clipped_fraction: 0.0,
+            factor: 1,
+        }
+    }
+
+    /// Scars whose shadows sit on red halos: the plain least-squares fit takes part of the
+    /// shadows for pigment (the weights move), the robust fit does not.
+    #[test]
+    fn shadows_on_red_halos_do_not_pull_the_pigment_weights() {
+        let (h, w) = (240, 240);
+        let blob = |y: usize, x: usize, cy: f32, cx: f32, r: f32| {
+            (-((x as f32 - cx).powi(2) + (y as f32 - cy).powi(2)) / (2.0 * r * r)).exp()
+        };
+        let scars = [
+            (60.0, 60.0),
+            (60.0, 180.0),
+            (180.0, 60.0),
+            (180.0, 180.0),
+            (120.0, 120.0),
+        ];
+        let m = |y: usize, x: usize| {
+            0.4 * blob(y, x, 30.0, 120.0, 12.0) + 0.5 * blob(y, x, 210.0, 120.0, 9.0)
+        };
+        let e = |y: usize, x: usize| {
+            scars
+                .iter()
+                .map(|&(cy, cx)| 0.5 * blob(y, x, cy, cx, 14.0))
+                .sum::<f32>()
+                + 0.3 * blob(y, x, 120.0, 30.0, 12.0)
+        };
+        // Each scar: a cast shadow (+1 OD) over a 9 px disc, a lit crescent beside it.
+        let shade = |y: usize, x: usize| {
+            let mut s = 0.0;
+            for &(cy, cx) in &scars {
+                let r = ((x as f32 - cx).powi(2) + (y as f32 - cy).powi(2)).sqrt();
+                if r < 9.0 {
+                    s += if x as f32 > cx - 3.0 { 1.0 } else { -0.3 };
+                }
+            }
+            // Texture and noise, so the residual has a spread.
+            s + 0.01 * ((x * 7 + y * 13) as f32 * 0.9).sin()
+        };
+        let n = planes(h, w, shade, m, e);
+        // Grey = mean density (skin_od 0 weighs the channels equally); solving
+        // w1·(r−g) + w2·(g−b) = grey for both chromophores gives the true weights.
+        let truth = [-5.0f64 / 3.0, -4.0 / 3.0];
+        let i = separate(&n, 1.0);
+        let err = |wt: [f64; 2]| ((wt[0] - truth[0]).powi(2) + (wt[1] - truth[1]).powi(2)).sqrt();
+        let robust = err([i.pigment_weights[0] as f64, i.pigment_weights[1] as f64]);
+        // The plain fit on the same pixels.
+        let samples: Vec<[f64; 3]> = (0..h * w)
+            .map(|k| {
+                let (y, x) = (k / w, k % w);
+                let (r, g, b) = (
+                    n.od[0][[y, x]] as f64,
+                    n.od[1][[y, x]] as f64,
+                    n.od[2][[y, x]] as f64,
+                );
+                [(r + g + b) / 3.0, r - g, g - b]
+            })
+            .collect();
+        let plain = err(pigment_fit(&samples, None).into());
+        assert!(
+            robust < 0.1,
+            "robust weights {:?} vs {truth:?}",
+            i.pigment_weights
+        );
+        assert!(
+            plain > 3.0 * robust,
+            "plain fit error {plain} vs robust {robust}"
+        );
+    }
+
     /// Pigment patches with arbitrary chromophore vectors and an independent shading pattern:
     /// the shading comes back, the pigment does not leak into it.
     #[test]
     fn pigment_patches_do_not_leak_into_shading() {
         let (h, w) = (200, 200);
-        let mel = [0.9f32, 1.3, 1.8];
-        let hae = [0.3f32, 1.1, 0.6];
         let shade = |y: usize, x: usize| 0.05 * ((x as f32) * 0.7).sin() * ((y as f32) * 0.3).cos();
         // Pigment marks are blobs a few pixels across or more, like melanin spots and erythema.
         let blob = |y: usize, x: usize, cy: f32, cx: f32, r: f32| {
@@ -124,22 +295,7 @@ mod tests {
         let e = |y: usize, x: usize| {
             0.3 * blob(y, x, 80.0, 140.0, 15.0) + 0.4 * blob(y, x, 140.0, 40.0, 8.0)
         };
-        let mk = |c: usize| {
-            Array2::from_shape_fn((h, w), |(y, x)| {
-                shade(y, x) + m(y, x) * mel[c] + e(y, x) * hae[c]
-            })
-        };
-        let n = Normalized {
-            od: [mk(0), mk(1), mk(2)],
-            skin_od: [0.0; 3],
-            flat_od: [
-                Array2::zeros((h, w)),
-                Array2::zeros((h, w)),
-                Array2::zeros((h, w)),
-            ],
-            clipped_fraction: 0.0,
-            factor: 1,
-        };
+        let n = planes(h, w, shade, m, e);
         let i = separate(&n, 1.0);
         // Without the separation the pigment would dominate: check it is removed.
         let raw: f32 = (0..h * w)
