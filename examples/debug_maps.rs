@@ -1,7 +1,7 @@
 //! Dump intermediate planes of one phantom as PNGs (development aid): shading, melanin, SNR,
 //! labels and relief under /tmp/dbg_*.png. Env SHADOWS=1: the phantom casts shadows.
 mod common;
-use common::save;
+use common::{save, save_maps};
 use scarscope::analyze::analyze_keeping_relief;
 use scarscope::load::{load_bytes, LoadLimits};
 use scarscope::phantom::{Subject, SubjectConfig};
@@ -37,7 +37,6 @@ fn main() {
     let img = load_bytes(&jpg, Path::new("x.jpg"), &LoadLimits::default()).unwrap();
     let p = scarscope::eval::phantom_params(&truth, true);
     let (a, relief) = analyze_keeping_relief(&img.planes, &p).unwrap();
-    save(&relief.height, -0.3, 0.1, "/tmp/dbg_relief.png");
     {
         let n = scarscope::normalize::normalize(
             &img.planes,
@@ -78,11 +77,9 @@ fn main() {
             );
         }
     }
-    save(&a.intrinsics.shading, -0.5, 0.5, "/tmp/dbg_shading.png");
+    save_maps(&a, &relief.height, "/tmp/dbg");
     save(&a.intrinsics.melanin, -0.5, 0.5, "/tmp/dbg_melanin.png");
     save(&a.regions.snr, -2.0, 10.0, "/tmp/dbg_depth.png");
-    let lab = a.regions.labels.mapv(|l| if l > 0 { 1.0 } else { 0.0 });
-    save(&lab, 0.0, 1.0, "/tmp/dbg_labels.png");
     println!(
         "seed {} bumps {} light {:?} noise {} thr {} weights {:?}",
         a.regions.seed_snr,

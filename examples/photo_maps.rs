@@ -2,7 +2,7 @@
 //! `cargo run --release --example photo_maps PHOTO MM_PER_PX [AZ EL]` (env PX, PY: print SNR /
 //! relief / label on a 9×9 grid, every second processing pixel, around that pixel).
 mod common;
-use common::save;
+use common::save_maps;
 use scarscope::analyze::{analyze_keeping_relief, AnalyzeParams, Calibration};
 use scarscope::load::{load_path, LoadLimits};
 use std::path::Path;
@@ -21,10 +21,7 @@ fn main() {
     };
     let img = load_path(Path::new(&a[1]), &LoadLimits::default()).expect("loads");
     let (r, rm) = analyze_keeping_relief(&img.planes, &p).expect("analyses");
-    save(&rm.height, -0.4, 0.2, "/tmp/pm_relief.png");
-    save(&r.intrinsics.shading, -0.5, 0.5, "/tmp/pm_shading.png");
-    let l = r.regions.labels.mapv(|v| if v > 0 { 1.0f32 } else { 0.0 });
-    save(&l, 0.0, 1.0, "/tmp/pm_labels.png");
+    save_maps(&r, &rm.height, "/tmp/pm");
     println!(
         "seed snr {:.2}, noise {:.4}, {} scars",
         r.regions.seed_snr,

@@ -349,12 +349,10 @@ pub fn summarize_grid(cases: &[&GridCase]) -> GridSummary {
         let mut v: Vec<f64> = cases.iter().filter_map(|c| f(&c.scores)).collect();
         median(&mut v).unwrap_or(f64::NAN)
     };
+    // Every matched scar of every photo.
+    let all_pairs = || cases.iter().flat_map(|c| c.pairs.iter());
     let pooled = |f: &dyn Fn(&MatchedPair) -> Option<f64>| {
-        let mut v: Vec<f64> = cases
-            .iter()
-            .flat_map(|c| c.pairs.iter())
-            .filter_map(f)
-            .collect();
+        let mut v: Vec<f64> = all_pairs().filter_map(f).collect();
         median(&mut v).unwrap_or(f64::NAN)
     };
     let (mut ok, mut n) = (0.0, 0.0);
@@ -384,9 +382,7 @@ pub fn summarize_grid(cases: &[&GridCase]) -> GridSummary {
         }),
         depth_spearman: med(&|s| s.depth_spearman),
         depth_spearman_pooled: {
-            let all: Vec<(f64, f64)> = cases
-                .iter()
-                .flat_map(|c| c.pairs.iter())
+            let all: Vec<(f64, f64)> = all_pairs()
                 .filter_map(|p| p.measured_depth_mm.map(|d| (d, p.depth_mm)))
                 .collect();
             spearman(&all).unwrap_or(f64::NAN)

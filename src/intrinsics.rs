@@ -9,9 +9,9 @@
 //! shading. Redness and pigment are reported as the Dawson erythema and melanin indices
 //! (differences of channel densities), which shading does not touch.
 
-use ndarray::{Array2, Zip};
+use ndarray::{aview1, Array2, Axis, Zip};
 
-use crate::filters::{downsample, gaussian, gaussian_separable, median, robust_median};
+use crate::filters::{downsample, gaussian, gaussian_separable, robust_median, robust_stats};
 use crate::normalize::Normalized;
 
 /// Shading and chromophore planes at the processing resolution.
@@ -134,14 +134,11 @@ pub fn separate(n: &Normalized, chroma_sigma_px: f32) -> Intrinsics {
             .iter()
             .map(|[l, c1, c2]| l - w1 * c1 - w2 * c2)
             .collect();
-        // Medians in f32 by selection: their rounding is far below the residuals' spread.
-        let mut buf: Vec<f32> = res.iter().map(|v| *v as f32).collect();
-        let med = f64::from(median(&mut buf));
-        for (b, v) in buf.iter_mut().zip(&res) {
-            *b = (v - med).abs() as f32;
-        }
-        let mad = f64::from(median(&mut buf));
-        let c = (ROBUST_CUTOFF_MADS * 1.4826 * mad).max(MIN_CUTOFF_OD);
+        // Location and scale in f32: their rounding is far below the residuals' spread.
+        let buf: Vec<f32> = res.iter().map(|v| *v as f32).collect();
+        let (med, sd) = robust_stats(&aview1(&buf).insert_axis(Axis(0)));
+        let med = f64::from(med);
+        let c = (ROBUST_CUTOFF_MADS * f64::from(sd)).max(MIN_CUTOFF_OD);
         let wts: Vec<f64> = res
             .iter()
             .map(|v| {

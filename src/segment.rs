@@ -292,7 +292,7 @@ pub fn mirror_threshold(dip_peaks: &[f32], bump_peaks: &[f32], fdr: f32, floor: 
     // The fitted tail (count, rate), when there are bumps enough to fit it.
     let tail = (b.len() >= MIN_TAIL_SAMPLE).then(|| {
         let n = b.len();
-        // b is sorted strongest first: the upper quartile sits a quarter of the way in.
+        // The median bump (b is sorted strongest first; the median is the same).
         let excess_median = 0.5 * (b[(n - 1) / 2] + b[n / 2]) - floor;
         (n as f32, std::f32::consts::LN_2 / excess_median.max(1e-3))
     });

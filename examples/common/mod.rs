@@ -13,3 +13,19 @@ pub fn save(a: &Array2<f32>, lo: f32, hi: f32, p: &str) {
         eprintln!("cannot write {p}: {e}");
     }
 }
+
+// Not every example that shares this module uses it.
+#[allow(dead_code)]
+/// Save the relief, the shading and the scar mask of an analysis as `{prefix}_relief.png`,
+/// `{prefix}_shading.png` and `{prefix}_labels.png`.
+pub fn save_maps(a: &scarscope::analyze::Analysis, relief: &Array2<f32>, prefix: &str) {
+    save(relief, -0.4, 0.2, &format!("{prefix}_relief.png"));
+    save(
+        &a.intrinsics.shading,
+        -0.5,
+        0.5,
+        &format!("{prefix}_shading.png"),
+    );
+    let mask = a.regions.labels.mapv(|v| if v > 0 { 1.0f32 } else { 0.0 });
+    save(&mask, 0.0, 1.0, &format!("{prefix}_labels.png"));
+}
