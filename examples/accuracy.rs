@@ -1,7 +1,8 @@
 //! Accuracy of `analyze` on the phantom grid of the analysis issue, case by case, pooled, and
 //! broken down by scar type and light elevation (measured / true depth and area, light given).
 //! `cargo run --release --example accuracy [N]` (env NOSCARS=1: pigment-only phantoms;
-//! SHADOWS=1: the phantom's skin casts shadows on itself).
+//! SHADOWS=1: the phantom's skin casts shadows on itself; ONLY=i: case i alone; SAVE=DIR: each
+//! case's photo and truth written to DIR/g{i}.jpg and DIR/g{i}.truth.json).
 use scarscope::eval::{grid_case_with, grid_config, median, summarize_grid, GridCase, MatchedPair};
 use scarscope::measure::ScarType;
 use scarscope::phantom::SubjectConfig;
@@ -27,11 +28,25 @@ fn main() {
     let scars = std::env::var("NOSCARS").is_err();
     let shadows = std::env::var("SHADOWS").is_ok();
     let mut cases: Vec<GridCase> = Vec::new();
+    let only: Option<usize> = std::env::var("ONLY").ok().and_then(|v| v.parse().ok());
     for i in 0..n {
+        if only.is_some_and(|o| o != i) {
+            continue;
+        }
         let cfg = SubjectConfig {
             cast_shadows: shadows,
             ..grid_config(i, scars, 900, 700)
         };
+        if let Ok(dir) = std::env::var("SAVE") {
+            let subject = scarscope::phantom::Subject::generate("grid", 1000 + i as u64, &cfg);
+            let truth = subject.truth(0, "cheek");
+            std::fs::write(format!("{dir}/g{i}.jpg"), subject.render_jpeg(0)).expect("writes");
+            std::fs::write(
+                format!("{dir}/g{i}.truth.json"),
+                serde_json::to_string(&truth).expect("serialises"),
+            )
+            .expect("writes");
+        }
         for c in grid_case_with(i, &cfg).expect("phantom photo analyses") {
             let e = &c.scores;
             let f = |v: Option<f64>| v.map_or("  -  ".into(), |v| format!("{v:5.2}"));

@@ -116,7 +116,8 @@ pub fn estimate_azimuth(shading: &ArrayView2<f32>, mm_per_px: f64) -> AzimuthEst
     let theta = 0.5 * (2.0 * jxy).atan2(jxx - jyy);
     let mut az = -theta;
     // Sign: integrate the linearised slope (∝ shading density) along that direction.
-    let z = integrate_slope(&bp.view(), az, 0.05, 40.0 / mm_per_px);
+    let edge = ReliefParams::default().edge_taper_mm / mm_per_px;
+    let z = integrate_slope(&bp.view(), az, 0.05, 40.0 / mm_per_px, edge);
     let skew = skewness(&z.view());
     if skew > 0.0 {
         az += std::f64::consts::PI;
@@ -162,6 +163,9 @@ pub struct ReliefParams {
     pub cutoff_mm: f64,
     /// Passes that re-invert the shading with the cross-light slope of the previous relief.
     pub cross_slope_passes: usize,
+    /// Width (mm) of the band along the photo's edges over which the slopes fade to zero
+    /// before integration. See [`integrate_slope`].
+    pub edge_taper_mm: f64,
 }
 
 impl Default for ReliefParams {
@@ -171,6 +175,7 @@ impl Default for ReliefParams {
             epsilon: 0.03,
             cutoff_mm: 40.0,
             cross_slope_passes: 1,
+            edge_taper_mm: 2.0,
         }
     }
 }
@@ -292,7 +297,13 @@ pub fn relief_on_surface(
         let med = robust_median(&slope.view());
         slope.par_mapv_inplace(|v| v - med);
         drop(std::mem::take(&mut z));
-        z = integrate_slope(&slope.view(), az, p.epsilon, p.cutoff_mm / unit_per_px);
+        z = integrate_slope(
+            &slope.view(),
+            az,
+            p.epsilon,
+            p.cutoff_mm / unit_per_px,
+            p.edge_taper_mm / unit_per_px,
+        );
         drop(slope);
         z.par_mapv_inplace(|v| v * gain);
         if pass == p.cross_slope_passes {
@@ -347,19 +358,26 @@ pub(crate) fn fast_len(n: usize) -> usize {
 
 /// Integrate a slope field g = ∂z/∂u (u at `azimuth` radians, screen convention) into z,
 /// in units of g × pixels. Regularised as described in the module notes.
+///
+/// The field is zero-padded so the periodic FFT does not wrap scars around, and faded to
+/// zero by a cosine taper over the outer `edge_px` pixels (at most a quarter of the photo),
+/// which keeps the filters' edge effects of earlier stages out of the relief. The band is
+/// narrow on purpose: every slope in it is weakened, so a scar inside it is read shallower
+/// or lost (a band an eighth of the photo wide missed half the scars within 3 mm of an edge).
 pub fn integrate_slope(
     g: &ArrayView2<f32>,
     azimuth: f64,
     epsilon: f64,
     cutoff_px: f64,
+    edge_px: f64,
 ) -> Array2<f32> {
     let (h, w) = g.dim();
-    // Zero padding with a cosine taper keeps the periodic FFT from wrapping scars around.
     let pad = ((h.max(w) / 8).clamp(16, 256)).min(h.max(w));
     let (hp, wp) = (fast_len(h + 2 * pad), fast_len(w + 2 * pad));
     let mean = g.iter().map(|v| *v as f64).sum::<f64>() / g.len().max(1) as f64;
+    let band = edge_px.round().max(1.0) as usize;
     let taper = |i: usize, n: usize| -> f32 {
-        let t = pad.min(n / 4).max(1);
+        let t = band.min(n / 4).max(1);
         let d = i.min(n - 1 - i);
         if d >= t {
             1.0
@@ -543,11 +561,55 @@ mod tests {
             let a = az_deg.to_radians();
             let (c, s) = (a.cos() as f32, a.sin() as f32);
             let g = Zip::from(&gx).and(&gy).map_collect(|x, y| x * c - y * s);
-            let mut zr = integrate_slope(&g.view(), a, 0.03, 1000.0);
+            let mut zr = integrate_slope(&g.view(), a, 0.03, 1000.0, 20.0);
             zr.mapv_inplace(|v| v * (1.0 + 0.03f32.sqrt()));
             let depth = zr[[0, 0]] - zr[[80, 100]];
             assert!((depth - 3.0).abs() < 0.3, "az {az_deg}: depth {depth}");
         }
+    }
+
+    /// A pit 3 mm from the photo's edge reads as deep as one in the middle, at the default
+    /// edge band (2 mm at 0.1 mm per pixel); a band an eighth of the photo wide (as the
+    /// integration once used) reads it at under half its depth.
+    #[test]
+    fn a_pit_near_the_edge_reads_as_deep_as_one_in_the_middle() {
+        let (h, w, r, d) = (450usize, 600usize, 10.0f32, 3.0f32);
+        let pit_at = |cx: f32, cy: f32| {
+            Array2::from_shape_fn((h, w), |(y, x)| {
+                let rr = ((x as f32 - cx).powi(2) + (y as f32 - cy).powi(2)).sqrt();
+                -d * (-(rr / r).powi(2)).exp()
+            })
+        };
+        let a = 30f64.to_radians();
+        let (c, s) = (a.cos() as f32, a.sin() as f32);
+        let depth = |z: &Array2<f32>, (cx, cy): (usize, usize), edge_px: f64| {
+            let (gx, gy) = gradient(&z.view());
+            let g = Zip::from(&gx).and(&gy).map_collect(|x, y| x * c - y * s);
+            let zr = integrate_slope(&g.view(), a, 0.03, 400.0, edge_px);
+            // Against the mean of a ring 3 radii out, inside the photo.
+            let ring: Vec<f32> = (0..16)
+                .map(|k| {
+                    let t = k as f32 * std::f32::consts::PI / 8.0;
+                    let x = (cx as f32 + 3.0 * r * t.cos()).clamp(0.0, w as f32 - 1.0);
+                    let y = (cy as f32 + 3.0 * r * t.sin()).clamp(0.0, h as f32 - 1.0);
+                    zr[[y as usize, x as usize]]
+                })
+                .collect();
+            ring.iter().sum::<f32>() / ring.len() as f32 - zr[[cy, cx]]
+        };
+        let edge_px = ReliefParams::default().edge_taper_mm / 0.1;
+        let middle = depth(&pit_at(300.0, 225.0), (300, 225), edge_px);
+        let near = pit_at(30.0, 225.0);
+        let at_edge = depth(&near, (30, 225), edge_px);
+        let wide_band = depth(&near, (30, 225), (w / 8) as f64);
+        assert!(
+            (at_edge - middle).abs() < 0.1 * middle,
+            "edge {at_edge} middle {middle}"
+        );
+        assert!(
+            wide_band < 0.5 * middle,
+            "wide band {wide_band} middle {middle}"
+        );
     }
 
     /// A pit on skin that turns away from the light: its shading (relative to the tilted skin

@@ -60,21 +60,19 @@ fn median_depth_error_is_within_30_percent_with_light_given_and_40_percent_estim
 }
 
 /// The targets are F1 ≥ 0.90, area error ≤ 15 % and depth Spearman ≥ 0.85. Measured
-/// 2026-11-27 after the pigment weights are fitted on a smoother copy and refitted robustly
-/// (README, Accuracy; it costs this grid a little and gains much on independent renderings),
-/// light given / estimated: F1 0.900 / 0.873, area error over all matched scars 0.150 / 0.153,
-/// Spearman 0.49 / 0.55. With the light given F1 sits at the target and area error just
-/// above it; all are held to floors below their measured values, depth ranking too (not met).
+/// 2026-11-27 after the integration's edge band was narrowed from an eighth of the photo to
+/// 2 mm (README, Accuracy), light given / estimated: F1 0.900 / 0.915, area error over all
+/// matched scars 0.138 / 0.142, Spearman 0.48 / 0.52. F1 and area error are held to the
+/// targets themselves (given-light F1 sits exactly at 0.90: one scar lost fails this test);
+/// depth ranking, not met, to a floor below its measured value.
 #[test]
 fn detection_area_and_depth_ranking_meet_the_targets_or_hold_their_floors() {
-    let s = summary(true);
-    assert!(s.f1 >= 0.89, "given: {s:?}");
-    assert!(s.area_error_pooled <= 0.16, "given: {s:?}");
-    assert!(s.depth_spearman >= 0.42, "given: {s:?}");
-    let s = summary(false);
-    assert!(s.f1 >= 0.86, "estimated: {s:?}");
-    assert!(s.area_error_pooled <= 0.17, "estimated: {s:?}");
-    assert!(s.depth_spearman >= 0.42, "estimated: {s:?}");
+    for given in [true, false] {
+        let s = summary(given);
+        assert!(s.f1 >= 0.90, "given {given}: {s:?}");
+        assert!(s.area_error_pooled <= 0.15, "given {given}: {s:?}");
+        assert!(s.depth_spearman >= 0.42, "given {given}: {s:?}");
+    }
 }
 
 /// Real photos and ray-traced renderings have cast shadows; the phantom draws them on request.
