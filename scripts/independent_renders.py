@@ -9,6 +9,7 @@ within max(1 mm, true radius), scars >= 1 mm wide).
     cargo build --release && python3 scripts/independent_renders.py [OUT_DIR]
 
 Needs numpy, scipy and pillow. Prints per-photo and pooled precision / recall / F1
+and, over the matched scars >= 1 mm, median relative area and depth error and depth Spearman
 (env SCARSCOPE_BIN: another binary, e.g. an older build to compare).
 """
 import json
@@ -19,6 +20,7 @@ import sys
 import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter, map_coordinates
+from scipy.stats import spearmanr
 
 BIN = os.environ.get("SCARSCOPE_BIN") or os.path.join(os.path.dirname(__file__), "..", "target", "release", "scarscope")
 # seed, px/mm, elevation, azimuth (DOMAIN.md convention), skin melanin, cast shadows
@@ -116,13 +118,18 @@ def score(t, found):
     big = {i for i, s in enumerate(t["scars"]) if s["diam"] >= 1.0}
     tp = sum(1 for ti, _ in m if ti in big)
     nd = len(found) - sum(1 for ti, _ in m if ti not in big)
-    return tp, nd, len(big)
+    # (true, measured) depth and area of each matched scar >= 1 mm.
+    meas = [(t["scars"][ti]["depth_mm"], found[fi]["depth_mm"], t["scars"][ti]["area_mm2"], found[fi]["area_mm2"])
+            for ti, fi in m if ti in big and found[fi].get("depth_mm") is not None]
+    return tp, nd, len(big), meas
 
 
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "/tmp/scarscope_independent"
     os.makedirs(out, exist_ok=True)
     tot = {"given": [0, 0, 0], "estimated": [0, 0, 0]}
+    meas = {"given": [], "estimated": []}
+    rho = {"given": [], "estimated": []}
     for seed, ppm, el, az, mel, sh in CASES:
         stem = os.path.join(out, f"s{seed}")
         t = render(seed, ppm, el, az, mel, sh, stem)
@@ -133,15 +140,27 @@ def main():
             subprocess.run([BIN, "analyze", stem + ".jpg", "--mm-per-px", str(t["mm_per_px"]),
                             "--out", res] + extra, check=True, capture_output=True)
             r = json.load(open(res))
-            tp, nd, n = score(t, r["scars"])
+            tp, nd, n, mp = score(t, r["scars"])
             for i, v in enumerate((tp, nd, n)):
                 tot[mode][i] += v
+            meas[mode] += mp
+            if len(mp) >= 3:
+                rho[mode].append(spearmanr([a for a, _, _, _ in mp], [b for _, b, _, _ in mp])[0])
             p, rc = tp / max(nd, 1), tp / max(n, 1)
             line += f"  {mode} F1 {2 * p * rc / max(p + rc, 1e-9):.2f}"
+            if len(mp) >= 3:
+                line += f" (depth rho {rho[mode][-1]:.2f})"
         print(line)
     for mode, (tp, nd, n) in tot.items():
         p, rc = tp / max(nd, 1), tp / max(n, 1)
         print(f"pooled, light {mode}: precision {p:.3f} recall {rc:.3f} F1 {2 * p * rc / (p + rc):.3f}")
+    for mode, mp in meas.items():
+        area = np.median([abs(am / at - 1) for _, _, at, am in mp])
+        depth = np.median([abs(dm / dt - 1) for dt, dm, _, _ in mp])
+        bias = np.median([dm / dt - 1 for dt, dm, _, _ in mp])
+        print(f"matched, light {mode}: {len(mp)} scars, median relative area error {area:.3f}, depth error "
+              f"{depth:.3f} (bias {bias:+.3f}), depth Spearman median per photo {np.median(rho[mode]):.2f}, "
+              f"pooled {spearmanr([a for a, _, _, _ in mp], [b for _, b, _, _ in mp])[0]:.2f}")
 
 
 if __name__ == "__main__":
