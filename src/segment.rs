@@ -499,6 +499,8 @@ struct RingFit {
     centre: (f64, f64),
     /// Ring scatter (relief units); the caller's fallback when the ring has too few pixels.
     ring_sd: f32,
+    /// Robust ring scatter (1.4826 × median absolute residual), the fallback likewise.
+    ring_robust_sd: f32,
     /// Deepest core pixel below the plane (relief units).
     max_depth: f32,
 }
@@ -536,11 +538,16 @@ impl RingFit {
             plane,
             centre,
             ring_sd: fallback,
+            ring_robust_sd: fallback,
             max_depth: f32::MIN,
         };
         if ring.len() > 3 {
             let ss: f32 = ring.iter().map(|&q| fit.depth(z, q).powi(2)).sum();
             fit.ring_sd = (ss / (ring.len() - 3) as f32).sqrt();
+            let mut abs: Vec<f32> = ring.iter().map(|&q| fit.depth(z, q).abs()).collect();
+            let mid = abs.len() / 2;
+            let (_, m, _) = abs.select_nth_unstable_by(mid, f32::total_cmp);
+            fit.ring_robust_sd = 1.4826 * *m;
         }
         fit.max_depth = core
             .iter()
@@ -557,7 +564,9 @@ impl RingFit {
 }
 
 /// Whether a core stands out of the noise at its own scale. Where its 10 % level lies below
-/// `ring_k` ring noise σ (a shallow core, or a noisy photo), the core is judged again on the
+/// `ring_k` ring noise σ (a shallow core, or a noisy photo; σ taken robustly here, so the
+/// ridge and trench a scar's own shading leaves in part of its ring do not count as noise),
+/// the core is judged again on the
 /// relief smoothed over a third of its radius, ring and core refitted there: a scar's gentle
 /// profile hardly changes while pixel noise averages out, and a cluster of noise, deepest
 /// only pixel by pixel, sinks into its ring. There it must still lie 3 ring σ and
@@ -572,7 +581,7 @@ fn significant_at_own_scale(
     if core.is_empty() {
         return false;
     }
-    if p.ring_k * fit.ring_sd <= 0.1 * fit.max_depth {
+    if p.ring_k * fit.ring_robust_sd <= 0.1 * fit.max_depth {
         return true;
     }
     let (lo, hi) = core.iter().fold(
@@ -804,7 +813,7 @@ mod tests {
             // margin over the noise: the decision is the smoothed one's.
             assert!(fit.max_depth >= 3.0 * fit.ring_sd, "{with_pit}: {fit:?}");
             assert!(
-                p.ring_k * fit.ring_sd > 0.1 * fit.max_depth,
+                p.ring_k * fit.ring_robust_sd > 0.1 * fit.max_depth,
                 "{with_pit}: {fit:?}"
             );
             assert_eq!(
@@ -813,6 +822,54 @@ mod tests {
                 "pit {with_pit}: {fit:?}"
             );
         }
+    }
+
+    /// An icepick whose core sprawls along a trough (its box five times the pit) and whose
+    /// ring holds the ridge its own shading leaves on the light side: the ridge is a fifth of
+    /// the ring, so it inflates the ring's RMS past the 10 % rule's margin, and smoothing over
+    /// a third of the sprawl would flatten the pit. The robust scatter sees the ring's noise.
+    #[test]
+    fn a_ridge_in_part_of_the_ring_does_not_send_a_clear_pit_to_the_smoothed_test() {
+        let n = 91;
+        let c = 45.0f64;
+        let r = |x: usize, y: usize| (x as f64 - c).hypot(y as f64 - c);
+        let z = Array2::from_shape_fn((n, n), |(y, x)| {
+            let rr = r(x, y);
+            let mut v = 0.01 * hash_noise(y, x) - (-(rr / 5.0).powi(2)).exp() as f32 * 0.4;
+            // Shallow trough the core sprawls along (a tenth of the pit's depth).
+            if (40..50).contains(&y) && (5..=85).contains(&x) {
+                v -= 0.04;
+            }
+            // The ridge on the light side, in part of the ring.
+            if x > 75 && (30..60).contains(&y) {
+                v += 0.12;
+            }
+            v
+        });
+        let core: Vec<(usize, usize)> = (0..n)
+            .flat_map(|y| (0..n).map(move |x| (x, y)))
+            .filter(|&(x, y)| r(x, y) <= 8.0 || ((40..50).contains(&y) && (5..=85).contains(&x)))
+            .collect();
+        let ring: Vec<(usize, usize)> = (0..n)
+            .flat_map(|y| (0..n).map(move |x| (x, y)))
+            .filter(|&(x, y)| (34.0..44.0).contains(&r(x, y)) && !(40..50).contains(&y))
+            .collect();
+        let p = params();
+        let fit = RingFit::new(&z.view(), &ring, &core, (c, c), 0.0);
+        // The ring's RMS sends the core to the smoothed test, which would drop it.
+        assert!(p.ring_k * fit.ring_sd > 0.1 * fit.max_depth, "{fit:?}");
+        let smooth = gaussian(&z.view(), 80.0 / 2.0 / 3.0);
+        let s = RingFit::new(&smooth.view(), &ring, &core, (c, c), fit.ring_sd);
+        assert!(
+            s.max_depth < p.min_depth.max(3.0 * s.ring_sd),
+            "smoothed {s:?}"
+        );
+        // Its robust scatter does not.
+        assert!(
+            p.ring_k * fit.ring_robust_sd <= 0.1 * fit.max_depth,
+            "{fit:?}"
+        );
+        assert!(significant_at_own_scale(&z.view(), &ring, &core, &fit, &p));
     }
 
     #[test]
