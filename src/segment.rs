@@ -566,11 +566,10 @@ impl RingFit {
 /// Whether a core stands out of the noise at its own scale. Where its 10 % level lies below
 /// `ring_k` ring noise σ (a shallow core, or a noisy photo; σ taken robustly here, so the
 /// ridge and trench a scar's own shading leaves in part of its ring do not count as noise),
-/// the core is judged again on the
-/// relief smoothed over a third of its radius, ring and core refitted there: a scar's gentle
-/// profile hardly changes while pixel noise averages out, and a cluster of noise, deepest
-/// only pixel by pixel, sinks into its ring. There it must still lie 3 ring σ and
-/// `min_depth` deep, as at full resolution.
+/// the core is judged again on the relief smoothed over a third of its radius, ring and core
+/// refitted there: a scar's gentle profile hardly changes while pixel noise averages out, and
+/// a cluster of noise, deepest only pixel by pixel, sinks into its ring. There it must still
+/// lie 3 ring σ and `min_depth` deep, as at full resolution.
 fn significant_at_own_scale(
     z: &ArrayView2<f32>,
     ring: &[(usize, usize)],
@@ -825,8 +824,8 @@ mod tests {
     }
 
     /// An icepick whose core sprawls along a trough (its box five times the pit) and whose
-    /// ring holds the ridge its own shading leaves on the light side: the ridge is a fifth of
-    /// the ring, so it inflates the ring's RMS past the 10 % rule's margin, and smoothing over
+    /// ring holds the ridge its own shading leaves on the light side: the ridge is a tenth of
+    /// the ring, yet it inflates the ring's RMS past the 10 % rule's margin, and smoothing over
     /// a third of the sprawl would flatten the pit. The robust scatter sees the ring's noise.
     #[test]
     fn a_ridge_in_part_of_the_ring_does_not_send_a_clear_pit_to_the_smoothed_test() {
