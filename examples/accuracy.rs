@@ -3,7 +3,9 @@
 //! `cargo run --release --example accuracy [N]` (env NOSCARS=1: pigment-only phantoms;
 //! SHADOWS=1: the phantom's skin casts shadows on itself; ONLY=i: case i alone; SAVE=DIR: each
 //! case's photo and truth written to DIR/g{i}.jpg and DIR/g{i}.truth.json).
-use scarscope::eval::{grid_case_with, grid_config, median, summarize_grid, GridCase, MatchedPair};
+use scarscope::eval::{
+    grid_case_with, grid_config, grid_subject, median, summarize_grid, GridCase, MatchedPair,
+};
 use scarscope::measure::ScarType;
 use scarscope::phantom::SubjectConfig;
 
@@ -38,7 +40,7 @@ fn main() {
             ..grid_config(i, scars, 900, 700)
         };
         if let Ok(dir) = std::env::var("SAVE") {
-            let subject = scarscope::phantom::Subject::generate("grid", 1000 + i as u64, &cfg);
+            let subject = grid_subject(i, &cfg);
             let truth = subject.truth(0, "cheek");
             std::fs::write(format!("{dir}/g{i}.jpg"), subject.render_jpeg(0)).expect("writes");
             std::fs::write(

@@ -10,10 +10,10 @@
 //! beyond which the wall turned towards it is past the brightest normal).
 use ndarray::Array2;
 use scarscope::analyze::analyze_keeping_relief;
-use scarscope::eval::{evaluate, grid_config, ScarObs};
+use scarscope::eval::{evaluate, grid_config, grid_subject, ScarObs};
 use scarscope::load::{load_bytes, LoadLimits};
 use scarscope::measure::{measure, MeasureContext};
-use scarscope::phantom::{Subject, SubjectConfig};
+use scarscope::phantom::SubjectConfig;
 
 fn main() {
     let n: usize = std::env::args()
@@ -37,7 +37,7 @@ fn main() {
             ..grid_config(i, true, 900, 700)
         };
         let (ppm, el) = (cfg.px_per_mm, cfg.light_elevation_deg.unwrap_or(f64::NAN));
-        let mut s = Subject::generate("grid", 1000 + i as u64, &cfg);
+        let mut s = grid_subject(i, &cfg);
         // IDEAL=noise,spec,sss,fall,jpeg switches those rendering effects off.
         let ideal = std::env::var("IDEAL").unwrap_or_default();
         for ses in s.sessions.iter_mut() {

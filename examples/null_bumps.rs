@@ -6,9 +6,9 @@
 //! was labelled. `PROFILE=1` also prints, for each icepick, the relief, the true height and the
 //! shading along the light through its centre (light side first, steps of half a radius).
 use scarscope::analyze::analyze_keeping_relief;
-use scarscope::eval::grid_config;
+use scarscope::eval::{grid_config, grid_subject};
 use scarscope::load::{load_bytes, LoadLimits};
-use scarscope::phantom::{ScarType, Subject};
+use scarscope::phantom::ScarType;
 
 fn main() {
     let i: usize = std::env::args()
@@ -16,7 +16,7 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(6);
     let cfg = grid_config(i, true, 900, 700);
-    let s = Subject::generate("grid", 1000 + i as u64, &cfg);
+    let s = grid_subject(i, &cfg);
     let truth = s.truth(0, "cheek");
     let img = load_bytes(
         &s.render_jpeg(0),

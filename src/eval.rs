@@ -249,16 +249,21 @@ pub fn grid_case(
     grid_case_with(i, &grid_config(i, scars, width, height))
 }
 
+/// The phantom of grid case `i` under configuration `cfg` (seed 1000 + `i`): what
+/// [`grid_case_with`] analyses, for tools that want the photo or its truth themselves.
+pub fn grid_subject(i: usize, cfg: &SubjectConfig) -> crate::phantom::Subject {
+    crate::phantom::Subject::generate("grid", 1000 + i as u64, cfg)
+}
+
 /// [`grid_case`] of a given phantom configuration (e.g. [`grid_config`] with cast shadows);
 /// `i` picks the phantom's seed as in [`grid_case`].
 pub fn grid_case_with(i: usize, cfg: &SubjectConfig) -> Result<[GridCase; 2], crate::error::Error> {
     use crate::analyze::analyze;
     use crate::load::{load_bytes, LoadLimits};
-    use crate::phantom::Subject;
     let (width, height) = (cfg.width, cfg.height);
     let (ppm, mel) = (cfg.px_per_mm, cfg.skin_melanin.unwrap_or(f64::NAN));
     let el = cfg.light_elevation_deg.unwrap_or(f64::NAN);
-    let subject = Subject::generate("grid", 1000 + i as u64, cfg);
+    let subject = grid_subject(i, cfg);
     let jpg = subject.render_jpeg(0);
     let truth = subject.truth(0, "cheek");
     let path = std::path::Path::new("grid.jpg");

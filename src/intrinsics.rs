@@ -252,7 +252,7 @@ mod tests {
         let i = separate(&n, 1.0);
         let err = |wt: [f64; 2]| ((wt[0] - truth[0]).powi(2) + (wt[1] - truth[1]).powi(2)).sqrt();
         let robust = err([i.pigment_weights[0] as f64, i.pigment_weights[1] as f64]);
-        // The plain fit on the same pixels.
+        // A plain (unweighted) least-squares fit, on the unsmoothed pixels.
         let samples: Vec<[f64; 3]> = (0..h * w)
             .map(|k| {
                 let (y, x) = (k / w, k % w);

@@ -64,21 +64,23 @@ fn median_depth_error_is_within_30_percent_with_light_given_and_40_percent_estim
 /// 2 mm and its memory shortened to 4 mm (README, Accuracy), light given / estimated: F1
 /// 0.908 / 0.908, area error over all matched scars 0.125 / 0.133, Spearman 0.53 / 0.54. F1
 /// and area error are held to the targets themselves (two scars lost fail this test); depth
-/// ranking, not met, to a floor below its measured value.
+/// ranking, not met, to a floor just below its measured value.
 #[test]
 fn detection_area_and_depth_ranking_meet_the_targets_or_hold_their_floors() {
     for given in [true, false] {
         let s = summary(given);
         assert!(s.f1 >= 0.90, "given {given}: {s:?}");
         assert!(s.area_error_pooled <= 0.15, "given {given}: {s:?}");
-        assert!(s.depth_spearman >= 0.42, "given {given}: {s:?}");
+        assert!(s.depth_spearman >= 0.50, "given {given}: {s:?}");
     }
 }
 
 /// Real photos and ray-traced renderings have cast shadows; the phantom draws them on request.
-/// Measured 2026-11-27 (README, "With cast shadows"), light given / estimated: F1 0.89 / 0.87,
-/// area error 0.15 / 0.15, depth error 0.21 / 0.30, Spearman 0.50 / 0.58, azimuth 12/12. The
-/// floors guard those figures; the depth-error bounds are the issue's own.
+/// Measured 2026-11-27 after the edge band and integration memory (README, "With cast
+/// shadows"), light given / estimated: F1 0.917 / 0.931, area error (median over photos)
+/// 0.124 / 0.144, depth error 0.23 / 0.32, Spearman 0.52 / 0.60, azimuth 12/12. F1 and area
+/// error are held to the issue's targets, Spearman to a floor just below its measured value;
+/// the depth-error bounds are the issue's own.
 #[test]
 fn with_cast_shadows_the_grid_keeps_its_measured_figures() {
     let cases: Vec<GridCase> = (0..CASES)
@@ -94,9 +96,9 @@ fn with_cast_shadows_the_grid_keeps_its_measured_figures() {
         let c: Vec<&GridCase> = cases.iter().filter(|c| c.light_given == given).collect();
         let s = summarize_grid(&c);
         eprintln!("cast shadows, light given {given}: {s:?}");
-        assert!(s.f1 >= 0.82, "given {given}: {s:?}");
-        assert!(s.area_error <= 0.20, "given {given}: {s:?}");
-        assert!(s.depth_spearman >= 0.45, "given {given}: {s:?}");
+        assert!(s.f1 >= 0.90, "given {given}: {s:?}");
+        assert!(s.area_error <= 0.15, "given {given}: {s:?}");
+        assert!(s.depth_spearman >= 0.50, "given {given}: {s:?}");
         let bound = if given { 0.30 } else { 0.40 };
         assert!(s.depth_error <= bound, "given {given}: {s:?}");
         assert!(s.azimuth_within_15 >= 0.9, "given {given}: {s:?}");
