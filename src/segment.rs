@@ -20,6 +20,8 @@
 
 use std::cmp::Ordering;
 
+use image::{GrayImage, Luma};
+use imageproc::distance_transform::euclidean_squared_distance_transform;
 use ndarray::{Array2, ArrayView2, Axis, Zip};
 use rayon::prelude::*;
 
@@ -597,6 +599,73 @@ fn significant_at_own_scale(
     s.max_depth >= p.min_depth.max(3.0 * s.ring_sd)
 }
 
+/// A healthy-skin candidate around a core: window pixel (x, y) and its distance from the core.
+type Candidate = (usize, usize, f32);
+
+/// The ring: candidates farther than `d_in` from the core and at most `width` beyond that.
+fn ring_at(cand: &[Candidate], d_in: f32, width: f32) -> Vec<(usize, usize)> {
+    cand.iter()
+        .filter(|c| c.2 > d_in && c.2 <= d_in + width)
+        .map(|c| (c.0, c.1))
+        .collect()
+}
+
+/// How far beyond its core (px) a scar's flank reaches, so that the ring its reference plane
+/// is fitted on starts on healthy skin. A wide, gentle scar (rolling) has a core well inside
+/// its 10 % outline, and a ring right around the core sits on the scar's own flank: the plane
+/// lies low and the flank's curvature inflates the ring's scatter. The ring moves out in steps
+/// of a quarter of the core's radius `half` (at most to `half`) while the band it leaves
+/// behind is still flank: its median lies more than 10 % of the scar's depth below the plane
+/// fitted to the skin beyond, and more than 5 % deeper than the next band out (the relief is
+/// still rising). Medians, so that a neighbour or a ridge in part of a band does not count;
+/// the rise, so that a scar sitting in a broad depression (a plateau, not a flank) keeps the
+/// ring that hugs it. Both margins are at least two robust ring σ over √(band pixels).
+fn flank_end(
+    z: &ArrayView2<f32>,
+    cand: &[Candidate],
+    core: &[(usize, usize)],
+    centre: (f64, f64),
+    half: f32,
+    width: f32,
+    fallback: f32,
+) -> f32 {
+    let step = (half / 4.0).max(1.0);
+    let mut d_in = 0f32;
+    while d_in + step <= half {
+        let beyond = ring_at(cand, d_in + step, width);
+        if beyond.len() < 8 {
+            break;
+        }
+        let outer = RingFit::new(z, &beyond, core, centre, fallback);
+        let band_median = |from: f32| -> Option<(f32, usize)> {
+            let mut band: Vec<f32> = cand
+                .iter()
+                .filter(|c| c.2 > from && c.2 <= from + step)
+                .map(|c| outer.depth(z, (c.0, c.1)))
+                .collect();
+            let mid = band.len() / 2;
+            (!band.is_empty()).then(|| {
+                (
+                    *band.select_nth_unstable_by(mid, f32::total_cmp).1,
+                    band.len(),
+                )
+            })
+        };
+        let (Some((a, na)), Some((b, nb))) = (band_median(d_in), band_median(d_in + step)) else {
+            break;
+        };
+        let noise = 2.0 * outer.ring_robust_sd;
+        let deep = a > (0.1 * outer.max_depth).max(noise / (na as f32).sqrt());
+        let rising = a - b
+            > (0.05 * outer.max_depth).max(noise * (1.0 / na as f32 + 1.0 / nb as f32).sqrt());
+        if !(deep && rising) {
+            break;
+        }
+        d_in += step;
+    }
+    d_in
+}
+
 /// Segment the relief into scar footprints.
 pub fn segment(height: &ArrayView2<f32>, p: &SegmentParams) -> Regions {
     let (h, w) = height.dim();
@@ -644,35 +713,70 @@ pub fn segment(height: &ArrayView2<f32>, p: &SegmentParams) -> Regions {
     for k in order {
         let lab = k as u32 + 1;
         let (x0, y0, x1, y1) = boxes[k];
-        let m = ((x1 - x0).max(y1 - y0) / 2 + 1).max(4);
-        let (wx0, wy0) = (x0.saturating_sub(m), y0.saturating_sub(m));
-        let (wx1, wy1) = ((x1 + m).min(w - 1), (y1 + m).min(h - 1));
+        let half = (x1 - x0).max(y1 - y0) / 2 + 1;
+        // The ring is `m` wide; it may start up to `half` (the core's radius) beyond the core,
+        // where the scar's own flank ends (below).
+        let m = half.max(4);
+        let reach = m + half;
+        let (wx0, wy0) = (x0.saturating_sub(reach), y0.saturating_sub(reach));
+        let (wx1, wy1) = ((x1 + reach).min(w - 1), (y1 + reach).min(h - 1));
         let (cx, cy) = ((x0 + x1) as f64 / 2.0, (y0 + y1) as f64 / 2.0);
-        // Plane through the healthy ring: not in any core, not claimed, no depression signal.
-        // Ring and core pixels in window coordinates.
-        let pick = |x_range: std::ops::RangeInclusive<usize>,
-                    y_range: std::ops::RangeInclusive<usize>,
-                    keep: &dyn Fn(usize) -> bool| {
-            y_range
-                .flat_map(|y| x_range.clone().map(move |x| (x, y)))
-                .filter(|&(x, y)| keep(y * w + x))
-                .map(|(x, y)| (x - wx0, y - wy0))
-                .collect::<Vec<_>>()
-        };
-        let ring = pick(wx0..=wx1, wy0..=wy1, &|i| {
-            core[i] == 0 && labels[i] == 0 && snr_flat[i] <= p.snr_extent
-        });
-        let inner = pick(x0..=x1, y0..=y1, &|i| core[i] == lab && labels[i] == 0);
+        let inner: Vec<(usize, usize)> = (y0..=y1)
+            .flat_map(|y| (x0..=x1).map(move |x| (x, y)))
+            .filter(|&(x, y)| core[y * w + x] == lab && labels[y * w + x] == 0)
+            .map(|(x, y)| (x - wx0, y - wy0))
+            .collect();
+        // Distance of every window pixel from the core.
+        let (ww, wh) = (wx1 - wx0 + 1, wy1 - wy0 + 1);
+        let mut mask = GrayImage::new(ww as u32, wh as u32);
+        for y in y0..=y1 {
+            for x in x0..=x1 {
+                if core[y * w + x] == lab {
+                    mask.put_pixel((x - wx0) as u32, (y - wy0) as u32, Luma([255]));
+                }
+            }
+        }
+        let dist2 = euclidean_squared_distance_transform(&mask);
+        let dist = |xw: usize, yw: usize| dist2.get_pixel(xw as u32, yw as u32)[0].sqrt() as f32;
+        // Healthy-skin candidates (window coordinates, distance from the core): not in any
+        // core, not claimed, no depression signal.
+        let cand: Vec<Candidate> = (wy0..=wy1)
+            .flat_map(|y| (wx0..=wx1).map(move |x| (x, y)))
+            .filter(|&(x, y)| {
+                let i = y * w + x;
+                core[i] == 0 && labels[i] == 0 && snr_flat[i] <= p.snr_extent
+            })
+            .map(|(x, y)| (x - wx0, y - wy0, dist(x - wx0, y - wy0)))
+            .collect();
+        let ring_from = |d_in: f32| ring_at(&cand, d_in, m as f32);
         let win = z_win(&z, w, (wx0, wy0), (wx1, wy1));
         let window = win.view();
         let centre = (cx - wx0 as f64, cy - wy0 as f64);
+        // Whether the core is a scar is judged on the ring right around it, as it is for a
+        // bump (the mirror null): the footprint's reference below may move further out.
+        let ring = ring_from(0.0);
         let fit = RingFit::new(&window, &ring, &inner, centre, fine_noise);
-        let (ring_sd, max_d) = (fit.ring_sd, fit.max_depth);
-        if max_d < p.min_depth.max(3.0 * ring_sd)
+        if fit.max_depth < p.min_depth.max(3.0 * fit.ring_sd)
             || !significant_at_own_scale(&window, &ring, &inner, &fit, p)
         {
             continue;
         }
+        let d_in = flank_end(
+            &window,
+            &cand,
+            &inner,
+            centre,
+            half as f32,
+            m as f32,
+            fine_noise,
+        );
+        let reach_to = d_in + m as f32;
+        let fit = if d_in > 0.0 {
+            RingFit::new(&window, &ring_from(d_in), &inner, centre, fine_noise)
+        } else {
+            fit
+        };
+        let (ring_sd, max_d) = (fit.ring_sd, fit.max_depth);
         let depth_at = |i: usize| -> f32 { fit.depth(&window, (i % w - wx0, i / w - wy0)) };
         let thr = (0.1 * max_d).max(p.ring_k * ring_sd);
         next += 1;
@@ -691,7 +795,7 @@ pub fn segment(height: &ArrayView2<f32>, p: &SegmentParams) -> Regions {
         while let Some(i) = stack.pop() {
             for j in neighbours(i, w, h).into_iter().flatten() {
                 let (y, x) = (j / w, j % w);
-                if x < wx0 || x > wx1 || y < wy0 || y > wy1 {
+                if x < wx0 || x > wx1 || y < wy0 || y > wy1 || dist(x - wx0, y - wy0) > reach_to {
                     continue;
                 }
                 if labels[j] == 0
@@ -1033,6 +1137,70 @@ mod tests {
             cone,
             "the footprint flooded the dropped pit"
         );
+    }
+
+    /// Relief noise for the tests: white noise of amplitude `amp` smoothed over 1.5 px, as
+    /// skin texture and integrated pixel noise are correlated over a few pixels.
+    fn texture(n: usize, amp: f32) -> Array2<f32> {
+        let white = Array2::from_shape_fn((n, n), |(y, x)| amp * hash_noise(y, x));
+        gaussian(&white.view(), 1.5)
+    }
+
+    #[test]
+    fn a_rolling_scar_is_outlined_to_its_ten_percent_level() {
+        // Gaussian bowl 1 deep whose 10 % level is at r = 24 px, in texture. Its core (where
+        // the signal clears the flood level) ends well inside that level, on its own flank:
+        // with the ring right around the core the outline takes 0.69 of the area (checked),
+        // with the ring moved off the flank 0.83 (the 2 σ noise rule takes the rest).
+        let (n, c, r10) = (161, 80.0f32, 24.0f32);
+        let tex = texture(n, 1.5);
+        let z = Array2::from_shape_fn((n, n), |(y, x)| {
+            let r2 = (x as f32 - c).powi(2) + (y as f32 - c).powi(2);
+            -(-r2 / (r10 * r10) * std::f32::consts::LN_10).exp() + tex[[y, x]]
+        });
+        let r = segment(&z.view(), &params());
+        assert_eq!(r.count, 1, "{:?}", r.bumps);
+        let area = r.labels.iter().filter(|&&l| l == 1).count() as f32;
+        let expect = std::f32::consts::PI * r10 * r10;
+        eprintln!("rolling area {area} vs {expect}: {:.2}", area / expect);
+        assert!(
+            area / expect > 0.8 && area / expect < 1.15,
+            "area {area} vs {expect}"
+        );
+    }
+
+    #[test]
+    fn the_ring_moves_off_a_flank_but_not_off_a_hollow_around_the_pit() {
+        // Core = the disc r ≤ `rc`; candidates = every other pixel, at r − rc from the core.
+        let (n, c) = (81, 40.0f32);
+        let rad = |x: usize, y: usize| ((x as f32 - c).powi(2) + (y as f32 - c).powi(2)).sqrt();
+        // How far the ring moves out around a core of radius `rc` (ring as wide as the core).
+        let ring_start = |z: &Array2<f32>, rc: f32| {
+            let pixels = (0..n).flat_map(|y| (0..n).map(move |x| (x, y)));
+            let core: Vec<(usize, usize)> =
+                pixels.clone().filter(|&(x, y)| rad(x, y) <= rc).collect();
+            let cand: Vec<Candidate> = pixels
+                .filter(|&(x, y)| rad(x, y) > rc)
+                .map(|(x, y)| (x, y, rad(x, y) - rc))
+                .collect();
+            flank_end(&z.view(), &cand, &core, (c as f64, c as f64), rc, rc, 0.0)
+        };
+        let tex = texture(n, 0.05);
+        // A Gaussian bowl (10 % level at r = 24) whose core ends at r = 14: 35 % of its depth.
+        let bowl = Array2::from_shape_fn((n, n), |(y, x)| {
+            -(-(rad(x, y) / 24.0).powi(2) * std::f32::consts::LN_10).exp() + tex[[y, x]]
+        });
+        let d = ring_start(&bowl, 14.0);
+        assert!(d >= 7.0, "bowl: the ring still starts {d} px from the core");
+        // A cone (10 % level at r = 9, core up to there) at the bottom of a hollow 0.4 deep
+        // whose wall is at r = 16: the ring beyond straddles the wall, so the band around the
+        // pit lies deep below its plane, but no deeper than the band beyond it: a floor.
+        let pit = Array2::from_shape_fn((n, n), |(y, x)| {
+            let r = rad(x, y);
+            -(1.0 - r / 10.0).max(0.0) - 0.4 / (1.0 + ((r - 16.0) / 0.7).exp()) + tex[[y, x]]
+        });
+        let d = ring_start(&pit, 9.0);
+        assert_eq!(d, 0.0, "pit in a hollow: the ring moved out {d} px");
     }
 
     #[test]
