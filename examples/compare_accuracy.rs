@@ -1,7 +1,8 @@
 //! Tracking accuracy on phantom series: `cargo run --release --example compare_accuracy [N] [null]`.
 //! N three-session subjects (900×700, 20 px/mm); `null` renders null series (no treatment).
 //! Light given (truth) unless LIGHT=estimated; K=<k_sigma> overrides the status threshold;
-//! SEED=<first seed> (default 500) checks other subjects.
+//! SEED=<first seed> (default 500) checks other subjects; PAIRS=1 prints each tracked scar's true
+//! and estimated depth change (mm) and area change (mm²).
 use scarscope::eval::{score_phantom_series, spearman, SeriesScores};
 use scarscope::phantom::{Subject, SubjectConfig};
 use scarscope::register::RegisterParams;
@@ -42,6 +43,11 @@ fn main() {
             spearman(&sc.depth_change_pairs).map(|v| (v * 100.0).round() / 100.0),
             spearman(&sc.area_change_pairs).map(|v| (v * 100.0).round() / 100.0),
         );
+        if std::env::var_os("PAIRS").is_some() {
+            for (d, a) in sc.depth_change_pairs.iter().zip(&sc.area_change_pairs) {
+                println!("PAIR {seed} {:.4} {:.4} {:.4} {:.4}", d.0, d.1, a.0, a.1);
+            }
+        }
         total.add(sc);
     }
     let frac = |a: usize, b: usize| if b > 0 { a as f64 / b as f64 } else { f64::NAN };
