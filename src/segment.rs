@@ -668,6 +668,24 @@ fn flank_end(
     d_in
 }
 
+/// A binary mask of the window `(x0, y0, x1, y1)`: 255 where `inside(x, y)` holds for a pixel
+/// of the part `search` of it (image coordinates), 0 elsewhere.
+fn window_mask(
+    (x0, y0, x1, y1): (usize, usize, usize, usize),
+    search: (usize, usize, usize, usize),
+    inside: impl Fn(usize, usize) -> bool,
+) -> GrayImage {
+    let mut mask = GrayImage::new((x1 - x0 + 1) as u32, (y1 - y0 + 1) as u32);
+    for y in search.1..=search.3 {
+        for x in search.0..=search.2 {
+            if inside(x, y) {
+                mask.put_pixel((x - x0) as u32, (y - y0) as u32, Luma([255]));
+            }
+        }
+    }
+    mask
+}
+
 /// Cut the thin tails off footprint `id` (inside the window `(x0, y0, x1, y1)`): a binary
 /// opening with a disc of a quarter of its equivalent radius, then only the largest part
 /// kept. A scar is a compact depression; a part of its outline narrower than half its radius
@@ -687,15 +705,9 @@ fn open_footprint(
     if k < 1 {
         return size;
     }
-    let (ww, wh) = (x1 - x0 + 1, y1 - y0 + 1);
-    let mut mask = GrayImage::new(ww as u32, wh as u32);
-    for y in y0..=y1 {
-        for x in x0..=x1 {
-            if labels[y * w + x] == id {
-                mask.put_pixel((x - x0) as u32, (y - y0) as u32, Luma([255]));
-            }
-        }
-    }
+    let mask = window_mask((x0, y0, x1, y1), (x0, y0, x1, y1), |x, y| {
+        labels[y * w + x] == id
+    });
     let opened = open(&mask, Norm::L2, k);
     let comps = connected_components(&opened, Connectivity::Four, Luma([0u8]));
     let mut counts = std::collections::BTreeMap::new();
@@ -784,15 +796,9 @@ pub fn segment(height: &ArrayView2<f32>, p: &SegmentParams) -> Regions {
             .map(|(x, y)| (x - wx0, y - wy0))
             .collect();
         // Distance of every window pixel from the core.
-        let (ww, wh) = (wx1 - wx0 + 1, wy1 - wy0 + 1);
-        let mut mask = GrayImage::new(ww as u32, wh as u32);
-        for y in y0..=y1 {
-            for x in x0..=x1 {
-                if core[y * w + x] == lab {
-                    mask.put_pixel((x - wx0) as u32, (y - wy0) as u32, Luma([255]));
-                }
-            }
-        }
+        let mask = window_mask((wx0, wy0, wx1, wy1), (x0, y0, x1, y1), |x, y| {
+            core[y * w + x] == lab
+        });
         let dist2 = euclidean_squared_distance_transform(&mask);
         let dist = |xw: usize, yw: usize| dist2.get_pixel(xw as u32, yw as u32)[0].sqrt() as f32;
         // Healthy-skin candidates (window coordinates, distance from the core): not in any
