@@ -9,8 +9,10 @@
 //! union of the two footprints; one reference ring — healthy skin in both sessions around the
 //! support — gives each session's reference plane (least squares); depth is that plane minus
 //! the height. Each session's footprint then follows the same rule (DOMAIN.md §4, relative to
-//! its own maximum depth): the connected set around its deepest point lying deeper than 10 %
-//! of that maximum, within the support grown by a margin that lets a scar grow. Area, maximum
+//! its own maximum depth): the connected set around its deepest point lying deeper than a
+//! fraction of that maximum, within the support grown by a margin that lets a scar grow. The
+//! fraction is the same in both sessions: 10 %, or `RING_K` ring σ over the maximum where that
+//! is larger in either. Area, maximum
 //! and mean depth and volume follow. Each session's noise is the ring's scatter about its
 //! plane, which the caller turns into the uncertainty of the change.
 
@@ -71,9 +73,9 @@ pub struct SupportMeasure {
 /// Both sessions measured over one support.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PairedMeasure {
-    /// The baseline session.
+    /// The baseline session, outlined at the level common to both sessions.
     pub before: SupportMeasure,
-    /// The later session.
+    /// The later session, outlined at the level common to both sessions.
     pub after: SupportMeasure,
     /// Processing pixels in the union of the two footprints.
     pub support_px: usize,
@@ -241,7 +243,8 @@ pub fn measure_pair(
         s
     };
     let unit0 = before.unit_per_px;
-    let one = |s: usize| -> Option<SupportMeasure> {
+    let ring_sd_of = |s: usize| (ring_var[s] / (n_ring as f64 - 3.0).max(1.0)).sqrt();
+    let depth_of = |s: usize| {
         let depth = Array2::from_shape_fn((wh, ww), |(j, i)| {
             let p = &win[[j, i]];
             if search[[j, i]] {
@@ -257,8 +260,27 @@ pub fn measure_pair(
                 best = Some(((j, i), *d));
             }
         }
-        let (start, max) = best?;
-        let ring_sd = (ring_var[s] / (n_ring as f64 - 3.0).max(1.0)).sqrt();
+        best.map(|b| (depth, b))
+    };
+    let (d0, d1) = (depth_of(0)?, depth_of(1)?);
+    // Both outlines are traced at the same fraction of their own depth: 10 %, or (as
+    // single-photo segmentation does) RING_K ring noise σ below the reference where that is
+    // deeper, taken from whichever photo needs the larger fraction. Each at its own level, a
+    // scar that became shallower (its noise a larger share of its depth) would be outlined
+    // at a higher level after than before and read as shrinking. Where the noise is a large
+    // share of the depth in either photo both outlines are traced high: the area ratio stays
+    // right, the areas themselves cover only the scar's deeper part.
+    let level = [&d0, &d1]
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.1 .1 > 0.0)
+        .map(|(s, d)| RING_K * ring_sd_of(s) / d.1 .1)
+        .fold(0.1f64, f64::max);
+    let one = |s: usize,
+               (depth, (start, max)): &(Array2<f64>, ((usize, usize), f64))|
+     -> Option<SupportMeasure> {
+        let (start, max) = (*start, *max);
+        let ring_sd = ring_sd_of(s);
         if max <= 0.0 {
             return Some(SupportMeasure {
                 area_px: 0.0,
@@ -269,9 +291,8 @@ pub fn measure_pair(
                 ring_sd,
             });
         }
-        // The 10 % rule, and (as single-photo segmentation does) at least RING_K ring noise
-        // σ below the reference, so the outline follows the scar and not the noise around it.
-        let thr = (0.1 * max).max(RING_K * ring_sd);
+        // The common level (above): the outline follows the scar, not the noise around it.
+        let thr = level * max;
         let mut seen = Array2::<bool>::default((wh, ww));
         let mut stack = vec![start];
         seen[start] = true;
@@ -302,8 +323,8 @@ pub fn measure_pair(
         })
     };
     Some(PairedMeasure {
-        before: one(0)?,
-        after: one(1)?,
+        before: one(0, &d0)?,
+        after: one(1, &d1)?,
         support_px,
     })
 }
@@ -392,10 +413,25 @@ mod tests {
     /// Before: a pit at (60, 50); after: the same skin shifted by (−7, 4) px, so an after
     /// pixel p shows baseline p + (7, −4).
     fn pair(r1: f64, d1: f64) -> PairedMeasure {
+        pair_in_noise(r1, d1, 0.0)
+    }
+
+    /// The same with white noise of amplitude `amp` (uniform, σ = amp / √12) on both reliefs.
+    fn pair_in_noise(r1: f64, d1: f64, amp: f32) -> PairedMeasure {
+        let noise = |z: &mut Array2<f32>, seed: u64| {
+            for ((y, x), v) in z.indexed_iter_mut() {
+                let mut h = seed ^ ((y as u64) << 32 | x as u64);
+                h = (h ^ (h >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+                h = (h ^ (h >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+                *v += amp * (((h ^ (h >> 33)) >> 40) as f32 / (1u64 << 24) as f32 - 0.5);
+            }
+        };
         let sl = [1u32];
         let (c0, c1) = ([60.0, 50.0], [53.0, 54.0]);
-        let (z0, l0) = pit(120, 100, c0, 12.0, 0.4);
-        let (z1, l1) = pit(120, 100, c1, r1, d1);
+        let (mut z0, l0) = pit(120, 100, c0, 12.0, 0.4);
+        let (mut z1, l1) = pit(120, 100, c1, r1, d1);
+        noise(&mut z0, 1);
+        noise(&mut z1, 2);
         let to_base = Affine([[1.0, 0.0, 7.0], [0.0, 1.0, -4.0]]);
         measure_pair(
             &maps(&z0, &l0, &sl),
@@ -439,6 +475,20 @@ mod tests {
         assert!((area_px / pm.before.area_px - area / pm.before.area).abs() < 1e-9);
         assert!(
             (pm.after.depth / pm.before.depth - 1.0).abs() < 0.03,
+            "{pm:?}"
+        );
+    }
+
+    #[test]
+    fn a_scar_that_became_shallower_in_the_noise_is_not_read_as_shrinking() {
+        // Noise σ ≈ 0.014: 2 σ is 7 % of the depth before (the 10 % rule sets the outline)
+        // and 24 % after the scar became 0.12 deep. Outlined at its own level the same scar
+        // would read 0.6 of its area after; at the common level it keeps its area.
+        let pm = pair_in_noise(12.0, 0.12, 0.05);
+        let (area, _) = pm.after_area();
+        assert!((area / pm.before.area - 1.0).abs() < 0.15, "{pm:?}");
+        assert!(
+            (pm.after.depth / pm.before.depth - 0.3).abs() < 0.05,
             "{pm:?}"
         );
     }
