@@ -622,6 +622,7 @@ fn ring_at(cand: &[Candidate], d_in: f32, width: f32) -> Vec<(usize, usize)> {
 /// still rising). Medians, so that a neighbour or a ridge in part of a band does not count;
 /// the rise, so that a scar sitting in a broad depression (a plateau, not a flank) keeps the
 /// ring that hugs it. Both margins are at least two robust ring σ over √(band pixels).
+/// Returns how far the ring moved and, if it moved, the fit on the ring it starts.
 fn flank_end(
     z: &ArrayView2<f32>,
     cand: &[Candidate],
@@ -630,9 +631,10 @@ fn flank_end(
     half: f32,
     width: f32,
     fallback: f32,
-) -> f32 {
+) -> (f32, Option<RingFit>) {
     let step = (half / 4.0).max(1.0);
     let mut d_in = 0f32;
+    let mut moved = None;
     while d_in + step <= half {
         let beyond = ring_at(cand, d_in + step, width);
         if beyond.len() < 8 {
@@ -664,8 +666,9 @@ fn flank_end(
             break;
         }
         d_in += step;
+        moved = Some(outer);
     }
-    d_in
+    (d_in, moved)
 }
 
 /// A binary mask of the window `(x0, y0, x1, y1)`: 255 where `inside(x, y)` holds for a pixel
@@ -811,20 +814,19 @@ pub fn segment(height: &ArrayView2<f32>, p: &SegmentParams) -> Regions {
             })
             .map(|(x, y)| (x - wx0, y - wy0, dist(x - wx0, y - wy0)))
             .collect();
-        let ring_from = |d_in: f32| ring_at(&cand, d_in, m as f32);
         let win = z_win(&z, w, (wx0, wy0), (wx1, wy1));
         let window = win.view();
         let centre = (cx - wx0 as f64, cy - wy0 as f64);
         // Whether the core is a scar is judged on the ring right around it, as it is for a
         // bump (the mirror null): the footprint's reference below may move further out.
-        let ring = ring_from(0.0);
+        let ring = ring_at(&cand, 0.0, m as f32);
         let fit = RingFit::new(&window, &ring, &inner, centre, fine_noise);
         if fit.max_depth < p.min_depth.max(3.0 * fit.ring_sd)
             || !significant_at_own_scale(&window, &ring, &inner, &fit, p)
         {
             continue;
         }
-        let d_in = flank_end(
+        let (d_in, moved) = flank_end(
             &window,
             &cand,
             &inner,
@@ -834,11 +836,7 @@ pub fn segment(height: &ArrayView2<f32>, p: &SegmentParams) -> Regions {
             fine_noise,
         );
         let reach_to = d_in + m as f32;
-        let fit = if d_in > 0.0 {
-            RingFit::new(&window, &ring_from(d_in), &inner, centre, fine_noise)
-        } else {
-            fit
-        };
+        let fit = moved.unwrap_or(fit);
         let (ring_sd, max_d) = (fit.ring_sd, fit.max_depth);
         let depth_at = |i: usize| -> f32 { fit.depth(&window, (i % w - wx0, i / w - wy0)) };
         let thr = (0.1 * max_d).max(p.ring_k * ring_sd);
@@ -1249,10 +1247,10 @@ mod tests {
                 .filter(|&(x, y)| rad(x, y) > rc)
                 .map(|(x, y)| (x, y, rad(x, y) - rc))
                 .collect();
-            flank_end(&z.view(), &cand, &core, (c as f64, c as f64), rc, rc, 0.0)
+            flank_end(&z.view(), &cand, &core, (c as f64, c as f64), rc, rc, 0.0).0
         };
         let tex = texture(n, 0.05);
-        // A Gaussian bowl (10 % level at r = 24) whose core ends at r = 14: 35 % of its depth.
+        // A Gaussian bowl (10 % level at r = 24) whose core ends at r = 14: 46 % of its depth.
         let bowl = Array2::from_shape_fn((n, n), |(y, x)| {
             -(-(rad(x, y) / 24.0).powi(2) * std::f32::consts::LN_10).exp() + tex[[y, x]]
         });
