@@ -5,8 +5,8 @@
 //! data flows one way:
 //!
 //! [`load`] → [`normalize`] → [`intrinsics`] → [`filters`] → [`relief`] → [`segment`] →
-//! [`measure`], orchestrated for one photo by [`analyze`]; [`report`] turns results into the
-//! JSON contract and overlays.
+//! [`symmetry`] → [`measure`], orchestrated for one photo by [`analyze`]; [`report`] turns
+//! results into the JSON contract and overlays.
 //!
 //! [`phantom`] is the synthetic skin generator that provides ground truth for tests and
 //! benchmarks ([`synth`] writes a whole study from it); [`eval`] scores a result against that
@@ -32,6 +32,7 @@ pub mod relief;
 pub mod report;
 pub mod segment;
 pub mod study;
+pub mod symmetry;
 pub mod synth;
 pub mod timings;
 pub mod track;

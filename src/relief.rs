@@ -225,6 +225,53 @@ fn local_sin_elevation(se: f64, alpha: f64, flat: f32, lo: f64, hi: f64) -> f64 
     ((se + alpha) * f64::from((-flat).exp()) - alpha).clamp(lo, hi)
 }
 
+/// Per pixel, what the shading says of the light over the skin: the cosine between normal
+/// and light, and the sine of the light's elevation over the local surface.
+pub(crate) struct LightCosines {
+    /// cos(normal, light) per pixel, clamped to 0…1 (0: attached shadow).
+    pub cos_nl: Array2<f32>,
+    /// Sine of the light's elevation over the local (healthy) surface per pixel.
+    pub local_se: Array2<f32>,
+    /// Pixels in attached shadow.
+    pub shadow: usize,
+}
+
+/// [`LightCosines`] of a shading plane (see [`relief_on_surface`] for `flat`).
+pub(crate) fn light_cosines(
+    shading: &ArrayView2<f32>,
+    flat: Option<&ArrayView2<f32>>,
+    elevation_deg: f64,
+    alpha: f64,
+) -> LightCosines {
+    let se = elevation_deg.clamp(1.0, 89.0).to_radians().sin();
+    // Sine of the local elevation per pixel (the photo's own where the skin is taken as flat).
+    let local_se = match flat {
+        Some(f) if f.dim() == shading.dim() => {
+            let (lo, hi) = LOCAL_ELEVATION_DEG;
+            let (lo, hi) = (lo.to_radians().sin(), hi.to_radians().sin());
+            f.mapv(|v| local_sin_elevation(se, alpha, v, lo, hi) as f32)
+        }
+        _ => Array2::from_elem(shading.dim(), se as f32),
+    };
+    let mut shadow = 0usize;
+    let mut cos_nl = Array2::<f32>::zeros(shading.dim());
+    Zip::from(&mut cos_nl)
+        .and(shading)
+        .and(&local_se)
+        .for_each(|c, s, le| {
+            let arg = f64::from((-*s).exp()) * (*le as f64 + alpha) - alpha;
+            if arg <= 0.0 {
+                shadow += 1;
+            }
+            *c = arg.clamp(0.0, 1.0) as f32;
+        });
+    LightCosines {
+        cos_nl,
+        local_se,
+        shadow,
+    }
+}
+
 /// [`relief`] on curved skin. A cheek is not flat: where it turns away from the light the
 /// light grazes it at a lower elevation, so the same slope casts more shading, and reading it
 /// with the photo's elevation over-states depth (by cot e over cot e_local, a factor of two
@@ -243,31 +290,13 @@ pub fn relief_on_surface(
     unit_per_px: f64,
     p: &ReliefParams,
 ) -> Relief {
-    let e = elevation_deg.clamp(1.0, 89.0).to_radians();
     let az = azimuth_deg.to_radians();
-    let (se, alpha) = (e.sin(), p.ambient.max(0.0));
-    // Sine of the local elevation per pixel (the photo's own where the skin is taken as flat).
-    let local_se = match flat {
-        Some(f) if f.dim() == shading.dim() => {
-            let (lo, hi) = LOCAL_ELEVATION_DEG;
-            let (lo, hi) = (lo.to_radians().sin(), hi.to_radians().sin());
-            f.mapv(|v| local_sin_elevation(se, alpha, v, lo, hi) as f32)
-        }
-        _ => Array2::from_elem(shading.dim(), se as f32),
-    };
-    let mut shadow = 0usize;
-    // Cosine of the angle between normal and light, as the shading says.
-    let mut cos_nl = Array2::<f32>::zeros(shading.dim());
-    Zip::from(&mut cos_nl)
-        .and(shading)
-        .and(&local_se)
-        .for_each(|c, s, le| {
-            let arg = f64::from((-*s).exp()) * (*le as f64 + alpha) - alpha;
-            if arg <= 0.0 {
-                shadow += 1;
-            }
-            *c = arg.clamp(0.0, 1.0) as f32;
-        });
+    let alpha = p.ambient.max(0.0);
+    let LightCosines {
+        cos_nl,
+        local_se,
+        shadow,
+    } = light_cosines(shading, flat, elevation_deg, alpha);
     let gain = (1.0 + p.epsilon.sqrt()) as f32;
     let (sv, cv) = (az.sin() as f32, az.cos() as f32);
     // The shading of a wall depends on its slope across the light too: a normal tilted
@@ -337,7 +366,7 @@ pub fn relief_on_surface(
 /// Slope along the light, z_u, from the cosine `m` between normal and light and the slope
 /// across it, z_v: the root of (sin e − cos e·t)² = m²(1 + z_v² + t²) on the lit branch
 /// (sin e − cos e·t ≥ 0). With z_v = 0 it equals tan(e − asin m).
-fn slope_along_light(se: f64, ce: f64, m: f64, zv: f64) -> f64 {
+pub(crate) fn slope_along_light(se: f64, ce: f64, m: f64, zv: f64) -> f64 {
     let q2 = 1.0 + zv * zv;
     let a = ce * ce - m * m;
     let disc = (se * se * ce * ce - a * (se * se - m * m * q2)).max(0.0);

@@ -1,0 +1,407 @@
+//! Symmetry: shading + the first relief + scar footprints → a relief whose scar walls are
+//! read in mirrored pairs.
+//!
+//! One Lambertian brightness fixes a wall's slope only within two limits: the wall turned from
+//! the light is black once it is steeper than the light's elevation e (attached shadow: a
+//! lower bound), and the wall turned towards it brightens only until its normal points at the
+//! light (slope 90° − e) and dims beyond, so each brightness there has a gentle and a steep
+//! reading. A depressed scar is close to round: at c + r its surface rises outward with the
+//! slope it has at c − r. Each pixel's gradient is therefore taken along the outward radius,
+//! and its size is the one that best explains both its own brightness and that of its mirror
+//! pixel (least squares in brightness; a pixel darker than the ambient light could make a
+//! shadow only says it is at least that steep). Under light above 45° a wall in attached
+//! shadow is steeper than e > 90° − e, so its lit mirror is on the steep branch; under lower
+//! light the shadowed side at least takes what its lit mirror says instead of its lower bound;
+//! and the slope across the light no longer comes from the under-read relief itself (which let
+//! a too-shallow pit explain its own shading). The centre is searched along the light around
+//! the footprint's centroid for the pairing that explains the shading best. Only the slopes
+//! within each footprint (grown by a quarter of its radius) and their mirrors change;
+//! elsewhere the shading is read once more with the cross slope of the first relief; the
+//! field is then integrated as in [`crate::relief`].
+
+use image::{GrayImage, Luma};
+use imageproc::distance_transform::euclidean_squared_distance_transform;
+use ndarray::{Array2, ArrayView2, Zip};
+use rayon::prelude::*;
+
+use crate::filters::{gradient, robust_median};
+use crate::relief::{integrate_slope, light_cosines, slope_along_light, ReliefParams};
+
+/// Largest slope magnitude read (as in the relief stage).
+const MAX_SLOPE: f64 = 4.0;
+
+/// Predicted cos(normal, light) of a pixel whose gradient has magnitude `s` and component
+/// `s·c` along the light (c: cosine between the gradient and the light's in-plane direction).
+fn predicted(se: f64, ce: f64, s: f64, c: f64) -> f64 {
+    ((se - ce * c * s) / (1.0 + s * s).sqrt()).max(0.0)
+}
+
+/// Gradient magnitudes s (gradient along a direction whose cosine with the light's in-plane
+/// direction is `c`) that give cos(normal, light) = m: up to two; in attached shadow (m = 0)
+/// the gentlest that is dark.
+fn roots(se: f64, ce: f64, m: f64, c: f64, out: &mut Vec<f64>) {
+    let mut push = |s: f64| {
+        if s.is_finite() && se - ce * c * s >= -1e-12 && s.abs() <= MAX_SLOPE {
+            out.push(s);
+        }
+    };
+    if m <= 0.0 {
+        if c.abs() > 1e-6 {
+            push(se / (ce * c));
+        }
+        return;
+    }
+    let a = ce * ce * c * c - m * m;
+    let b = se * ce * c;
+    let cc = se * se - m * m;
+    if a.abs() < 1e-12 {
+        if b.abs() > 1e-12 {
+            push(cc / (2.0 * b));
+        }
+        return;
+    }
+    let disc = b * b - a * cc;
+    if disc < 0.0 {
+        // Brighter than any gradient along this direction can make it: the brightest one.
+        push(b / a);
+        return;
+    }
+    let r = disc.sqrt();
+    push((b - r) / a);
+    push((b + r) / a);
+}
+
+/// Gradient magnitude at a pixel of brightness `m_p` whose mirror pixel has brightness `m_q`,
+/// the gradient at p having cosine `c` with the light's in-plane direction (at the mirror:
+/// −c), and the misfit of that magnitude. A brightness below `dark` says only that the pixel
+/// is at least that dark (the ambient light is not known better than that).
+fn pair_slope(se: f64, m_p: f64, m_q: f64, c: f64, dark: f64, buf: &mut Vec<f64>) -> (f64, f64) {
+    let ce = (1.0 - se * se).max(0.0).sqrt();
+    buf.clear();
+    roots(se, ce, m_p.max(dark), c, buf);
+    let np = buf.len();
+    roots(se, ce, m_q.max(dark), -c, buf);
+    let n = buf.len();
+    for i in 0..np {
+        for j in np..n {
+            buf.push(0.5 * (buf[i] + buf[j]));
+        }
+    }
+    buf.push(0.0);
+    let misfit = |pred: f64, m: f64| {
+        if m < dark {
+            (pred - dark).max(0.0)
+        } else {
+            pred - m
+        }
+    };
+    let cost = |s: f64| {
+        let a = misfit(predicted(se, ce, s, c), m_p);
+        let b = misfit(predicted(se, ce, s, -c), m_q);
+        a * a + b * b
+    };
+    let mut best = (0f64, f64::INFINITY);
+    for &s in buf.iter() {
+        let k = cost(s);
+        if k < best.1 - 1e-12 || ((k - best.1).abs() <= 1e-12 && s.abs() < best.0.abs()) {
+            best = (s, k);
+        }
+    }
+    best
+}
+
+/// Bilinear sample of a plane at (x, y), clamped to its edges.
+fn sample(a: &ArrayView2<f32>, x: f64, y: f64) -> f64 {
+    let (h, w) = a.dim();
+    let x = x.clamp(0.0, (w - 1) as f64);
+    let y = y.clamp(0.0, (h - 1) as f64);
+    let (x0, y0) = (x.floor() as usize, y.floor() as usize);
+    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+    let (fx, fy) = (x - x0 as f64, y - y0 as f64);
+    let v = |yy: usize, xx: usize| f64::from(a[[yy, xx]]);
+    (v(y0, x0) * (1.0 - fx) + v(y0, x1) * fx) * (1.0 - fy)
+        + (v(y1, x0) * (1.0 - fx) + v(y1, x1) * fx) * fy
+}
+
+/// One scar's pixels (its footprint grown by a margin), centroid and equivalent radius.
+struct Footprint {
+    pixels: Vec<(usize, usize)>,
+    centre: (f64, f64),
+    radius: f64,
+}
+
+/// Footprints of labels 1..=`count`, each grown by a quarter of its equivalent radius (at
+/// least two pixels: a cone's wall reaches past its 10 % outline) over healthy skin.
+fn footprints(labels: &ArrayView2<u32>, count: usize) -> Vec<Footprint> {
+    let (h, w) = labels.dim();
+    // Per label: Σx, Σy, n, x0, x1, y0, y1.
+    let mut acc = vec![(0f64, 0f64, 0usize, usize::MAX, 0usize, usize::MAX, 0usize); count];
+    for ((y, x), &l) in labels.indexed_iter() {
+        if l == 0 || l as usize > count {
+            continue;
+        }
+        let a = &mut acc[l as usize - 1];
+        a.0 += x as f64;
+        a.1 += y as f64;
+        a.2 += 1;
+        a.3 = a.3.min(x);
+        a.4 = a.4.max(x);
+        a.5 = a.5.min(y);
+        a.6 = a.6.max(y);
+    }
+    acc.par_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let n = a.2 as f64;
+            let radius = (n / std::f64::consts::PI).sqrt();
+            if a.2 == 0 {
+                return Footprint {
+                    pixels: Vec::new(),
+                    centre: (0.0, 0.0),
+                    radius,
+                };
+            }
+            let g = (0.25 * radius).max(2.0);
+            let gi = g.ceil() as usize;
+            let (x0, x1) = (a.3.saturating_sub(gi), (a.4 + gi).min(w - 1));
+            let (y0, y1) = (a.5.saturating_sub(gi), (a.6 + gi).min(h - 1));
+            let lab = (i + 1) as u32;
+            let mut mask = GrayImage::new((x1 - x0 + 1) as u32, (y1 - y0 + 1) as u32);
+            for y in a.5..=a.6 {
+                for x in a.3..=a.4 {
+                    if labels[[y, x]] == lab {
+                        mask.put_pixel((x - x0) as u32, (y - y0) as u32, Luma([255]));
+                    }
+                }
+            }
+            let dist2 = euclidean_squared_distance_transform(&mask);
+            let mut pixels = Vec::new();
+            for y in y0..=y1 {
+                for x in x0..=x1 {
+                    let l = labels[[y, x]];
+                    let d2 = dist2.get_pixel((x - x0) as u32, (y - y0) as u32)[0];
+                    if (l == lab || l == 0) && d2 <= g * g {
+                        pixels.push((x, y));
+                    }
+                }
+            }
+            Footprint {
+                pixels,
+                centre: (a.0 / n, a.1 / n),
+                radius,
+            }
+        })
+        .collect()
+}
+
+/// The relief of [`crate::relief::relief_on_surface`] (same inputs, `height` its result, in
+/// units of `unit_per_px`) with the slopes inside each scar footprint of `labels` read as
+/// centrally symmetric pairs (see the module notes).
+#[allow(clippy::too_many_arguments)]
+pub fn symmetric_relief(
+    shading: &ArrayView2<f32>,
+    flat: Option<&ArrayView2<f32>>,
+    height: &ArrayView2<f32>,
+    labels: &ArrayView2<u32>,
+    count: usize,
+    azimuth_deg: f64,
+    elevation_deg: f64,
+    unit_per_px: f64,
+    p: &ReliefParams,
+) -> Array2<f32> {
+    let az = azimuth_deg.to_radians();
+    let alpha = p.ambient.max(0.0);
+    let lc = light_cosines(shading, flat, elevation_deg, alpha);
+    let (sv, cv) = (az.sin() as f32, az.cos() as f32);
+    let unit = unit_per_px as f32;
+    let (gx, gy) = gradient(&height.view());
+    // Cross-light slope, in pixels of height per pixel.
+    let cross = Zip::from(&gx)
+        .and(&gy)
+        .par_map_collect(|x, y| (x * sv + y * cv) / unit);
+    drop((gx, gy));
+    let mut slope = Array2::<f32>::zeros(shading.dim());
+    Zip::from(&mut slope)
+        .and(&lc.cos_nl)
+        .and(&cross)
+        .and(&lc.local_se)
+        .par_for_each(|g, m, v, le| {
+            let le = *le as f64;
+            let lc = (1.0 - le * le).max(0.0).sqrt();
+            *g = slope_along_light(le, lc, *m as f64, (*v as f64).clamp(-4.0, 4.0)).clamp(-4.0, 4.0)
+                as f32;
+        });
+    drop(cross);
+    // u towards the light in image axes (y down).
+    let (ux, uy) = (az.cos(), -az.sin());
+    let fps = footprints(labels, count);
+    // Up to twice the assumed ambient is plausible: darker than that is only a lower bound.
+    let dark = alpha;
+    let cos_nl = lc.cos_nl.view();
+    let local_se = lc.local_se.view();
+    let updates: Vec<Vec<((usize, usize), f32)>> = fps
+        .par_iter()
+        .map(|fp| {
+            if fp.pixels.len() < 4 {
+                return Vec::new();
+            }
+            let mut buf = Vec::with_capacity(12);
+            let solve = |c: (f64, f64), (x, y): (usize, usize), buf: &mut Vec<f64>| {
+                let (dx, dy) = (x as f64 - c.0, y as f64 - c.1);
+                let r = dx.hypot(dy);
+                if r < 0.5 {
+                    return (0.0, 0.0);
+                }
+                // Outward radial direction's cosine with u: a pit's gradient points outward.
+                let cb = (dx * ux + dy * uy) / r;
+                let (mx, my) = (c.0 - dx, c.1 - dy);
+                let m_p = f64::from(cos_nl[[y, x]]);
+                let m_q = sample(&cos_nl, mx, my);
+                let se = 0.5 * (f64::from(local_se[[y, x]]) + sample(&local_se, mx, my));
+                let (s, k) = pair_slope(se, m_p, m_q, cb, dark, buf);
+                (s * cb, k)
+            };
+            // Centre: along the light around the centroid, the pairing that fits best.
+            let reach = 0.3 * fp.radius;
+            let steps = (reach / 0.5).ceil().clamp(1.0, 12.0) as i32;
+            let mut best = (fp.centre, f64::INFINITY);
+            for k in -steps..=steps {
+                let d = reach * k as f64 / steps as f64;
+                let c = (fp.centre.0 + d * ux, fp.centre.1 + d * uy);
+                let cost: f64 = fp.pixels.iter().map(|&px| solve(c, px, &mut buf).1).sum();
+                if cost < best.1 {
+                    best = (c, cost);
+                }
+            }
+            // The set is made symmetric about the centre: a pixel whose mirror keeps its own
+            // reading would leave the pit open.
+            let (h, w) = cos_nl.dim();
+            let mut set: std::collections::BTreeSet<(usize, usize)> =
+                fp.pixels.iter().copied().collect();
+            for &(x, y) in &fp.pixels {
+                let (mx, my) = (2.0 * best.0 .0 - x as f64, 2.0 * best.0 .1 - y as f64);
+                let (mx, my) = (mx.round(), my.round());
+                if mx >= 0.0 && my >= 0.0 && (mx as usize) < w && (my as usize) < h {
+                    set.insert((mx as usize, my as usize));
+                }
+            }
+            set.into_iter()
+                .map(|px| (px, solve(best.0, px, &mut buf).0 as f32))
+                .collect()
+        })
+        .collect();
+    for u in updates {
+        for ((x, y), t) in u {
+            slope[[y, x]] = t;
+        }
+    }
+    let med = robust_median(&slope.view());
+    slope.par_mapv_inplace(|v| v - med);
+    let gain = (1.0 + p.epsilon.sqrt()) as f32;
+    let mut z = integrate_slope(
+        &slope.view(),
+        az,
+        p.epsilon,
+        p.cutoff_mm / unit_per_px,
+        p.edge_taper_mm / unit_per_px,
+    );
+    z.par_mapv_inplace(|v| v * gain * unit);
+    z
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relief::relief;
+
+    #[test]
+    fn a_pair_reads_the_steep_branch_when_its_mirror_is_in_shadow() {
+        // Light at 55°: a wall of 60° turned from it is black; turned towards it it reads
+        // 60° or (2·35° − 60° =) 10° on its own.
+        let e = 55f64.to_radians();
+        let (se, ce) = (e.sin(), e.cos());
+        let s = 60f64.to_radians().tan();
+        // p on the wall turned towards the light (gradient against u).
+        let m_p = predicted(se, ce, s, -1.0);
+        let m_q = predicted(se, ce, s, 1.0);
+        assert_eq!(m_q, 0.0);
+        let mut buf = Vec::new();
+        let (got, _) = pair_slope(se, m_p, m_q, -1.0, 0.1, &mut buf);
+        assert!((got - s).abs() < 1e-6, "{got} vs {s}");
+        let alone = slope_along_light(se, ce, m_p, 0.0);
+        assert!(alone > -0.5, "alone {alone}");
+    }
+
+    /// Depth (mm) of an exact Lambertian cone, 1 mm wide with 62° walls (0.94 mm deep) under
+    /// light at 55°, read by the relief stage alone and with the walls paired.
+    fn cone_depths(azimuth_deg: f64) -> (f64, f64, f64) {
+        let (n, unit, r_px, wall) = (160usize, 0.05f64, 10.0f64, 62f64.to_radians());
+        let (e, a, alpha) = (55f64.to_radians(), azimuth_deg.to_radians(), 0.1);
+        let (se, ce) = (e.sin(), e.cos());
+        let (ux, uy) = (a.cos(), -a.sin());
+        let (cx, cy) = (80.3, 79.6);
+        let depth = r_px * unit * wall.tan();
+        let shading = Array2::from_shape_fn((n, n), |(y, x)| {
+            let (dx, dy) = (x as f64 - cx, y as f64 - cy);
+            let r = dx.hypot(dy);
+            let zu = if r < r_px && r > 0.0 {
+                wall.tan() * (dx * ux + dy * uy) / r
+            } else {
+                0.0
+            };
+            let g2 = if r < r_px { wall.tan().powi(2) } else { 0.0 };
+            let m = ((se - ce * zu) / (1.0 + g2).sqrt()).max(0.0);
+            (-((m + alpha) / (se + alpha)).ln()) as f32
+        });
+        let labels = Array2::from_shape_fn((n, n), |(y, x)| {
+            u32::from((x as f64 - cx).hypot(y as f64 - cy) < 0.9 * r_px)
+        });
+        let p = ReliefParams::default();
+        let plain = relief(&shading.view(), azimuth_deg, 55.0, unit, &p).height;
+        let paired = symmetric_relief(
+            &shading.view(),
+            None,
+            &plain.view(),
+            &labels.view(),
+            1,
+            azimuth_deg,
+            55.0,
+            unit,
+            &p,
+        );
+        let read = |z: &Array2<f32>| {
+            let mut ring = Vec::new();
+            let mut deepest = f64::INFINITY;
+            for ((y, x), v) in z.indexed_iter() {
+                let r = (x as f64 - cx).hypot(y as f64 - cy);
+                if r < r_px {
+                    deepest = deepest.min(f64::from(*v));
+                } else if r > 2.0 * r_px && r < 3.0 * r_px {
+                    ring.push(f64::from(*v));
+                }
+            }
+            ring.sort_by(f64::total_cmp);
+            ring[ring.len() / 2] - deepest
+        };
+        (read(&plain), read(&paired), depth)
+    }
+
+    /// Under light above 45° the wall turned from the light is in attached shadow, and the lit
+    /// wall, steeper than the brightest normal, reads its gentle root on its own: the relief
+    /// stage alone finds under half the cone's depth. Paired, the lit wall must be steep
+    /// enough to shadow its mirror, which leaves only the steep root.
+    #[test]
+    fn a_steep_cone_under_high_light_reads_its_depth_when_its_walls_are_paired() {
+        for az in [0.0, 30.0, 135.0, 250.0] {
+            let (plain, paired, truth) = cone_depths(az);
+            assert!(
+                plain < 0.5 * truth,
+                "az {az}: plain {plain:.3} of {truth:.3}"
+            );
+            assert!(
+                (paired - truth).abs() < 0.2 * truth,
+                "az {az}: paired {paired:.3} of {truth:.3} (plain {plain:.3})"
+            );
+        }
+    }
+}
