@@ -10,7 +10,8 @@ use crate::load::{PlaneSource, Reduced};
 use crate::measure::{measure, MeasureContext, Scar, ScarType};
 use crate::normalize::{normalize_reduced, CEIL, FLOOR};
 use crate::relief::{
-    estimate_azimuth, relief_on_surface, Light, LightSource, ReliefParams, ASSUMED_ELEVATION_DEG,
+    estimate_azimuth, relief_on_surface_reading, Light, LightSource, ReliefParams,
+    ASSUMED_ELEVATION_DEG,
 };
 use crate::segment::{segment, Regions, SegmentParams};
 use crate::symmetry::symmetric_relief;
@@ -455,9 +456,9 @@ fn analyze_inner(
         ambient: p.ambient,
         ..Default::default()
     };
-    let rel = t.time("relief", || {
+    let (rel, reading) = t.time("relief", || {
         // The light's elevation over the skin itself, from how bright the healthy skin is.
-        relief_on_surface(
+        relief_on_surface_reading(
             &intr.shading.view(),
             Some(&intr.flat_shading.view()),
             azimuth_deg,
@@ -480,13 +481,10 @@ fn analyze_inner(
     // 0.73 → 0.72 and 0.69 → 0.57 on two phantom sets when paired on the paired relief).
     let measured_height = t.time("symmetry", || {
         symmetric_relief(
-            &intr.shading.view(),
-            Some(&intr.flat_shading.view()),
-            &rel.height.view(),
+            reading,
             &regions.labels.view(),
             regions.count,
             azimuth_deg,
-            elevation_deg,
             unit,
             &rp,
         )

@@ -290,6 +290,71 @@ pub fn relief_on_surface(
     unit_per_px: f64,
     p: &ReliefParams,
 ) -> Relief {
+    relief_reading(
+        shading,
+        flat,
+        azimuth_deg,
+        elevation_deg,
+        unit_per_px,
+        p,
+        false,
+    )
+    .0
+}
+
+/// What the last pass of [`relief_on_surface`] read from the shading, per pixel: kept for
+/// [`crate::symmetry`], which reads scar walls again without repeating the whole-plane work.
+#[derive(Debug, Clone)]
+pub struct ShadingReading {
+    /// Slope along the light, minus the photo's median slope (the field that was integrated).
+    pub slope: Array2<f32>,
+    /// The median slope removed.
+    pub median: f32,
+    /// cos(normal, light) per pixel, clamped to 0…1 (0: attached shadow).
+    pub cos_nl: Array2<f32>,
+    /// Sine of the light's elevation over the local (healthy) surface per pixel.
+    pub local_se: Array2<f32>,
+}
+
+/// [`relief_on_surface`], also returning the last pass's [`ShadingReading`].
+pub fn relief_on_surface_reading(
+    shading: &ArrayView2<f32>,
+    flat: Option<&ArrayView2<f32>>,
+    azimuth_deg: f64,
+    elevation_deg: f64,
+    unit_per_px: f64,
+    p: &ReliefParams,
+) -> (Relief, ShadingReading) {
+    let (r, reading) = relief_reading(
+        shading,
+        flat,
+        azimuth_deg,
+        elevation_deg,
+        unit_per_px,
+        p,
+        true,
+    );
+    // `keep` = true always returns the reading.
+    (
+        r,
+        reading.unwrap_or_else(|| ShadingReading {
+            slope: Array2::zeros(shading.dim()),
+            median: 0.0,
+            cos_nl: Array2::zeros(shading.dim()),
+            local_se: Array2::zeros(shading.dim()),
+        }),
+    )
+}
+
+fn relief_reading(
+    shading: &ArrayView2<f32>,
+    flat: Option<&ArrayView2<f32>>,
+    azimuth_deg: f64,
+    elevation_deg: f64,
+    unit_per_px: f64,
+    p: &ReliefParams,
+    keep: bool,
+) -> (Relief, Option<ShadingReading>) {
     let az = azimuth_deg.to_radians();
     let alpha = p.ambient.max(0.0);
     let LightCosines {
@@ -306,6 +371,7 @@ pub fn relief_on_surface(
     // and a trench trails away from every scar.
     let mut cross: Option<Array2<f32>> = None;
     let mut z = Array2::<f32>::zeros((0, 0));
+    let mut kept = None;
     for pass in 0..=p.cross_slope_passes {
         let mut slope = Array2::<f32>::zeros(shading.dim());
         // Each pass's planes are dropped as soon as the next pass no longer needs them.
@@ -342,11 +408,14 @@ pub fn relief_on_surface(
             p.cutoff_mm / unit_per_px,
             p.edge_taper_mm / unit_per_px,
         );
-        drop(slope);
         z.par_mapv_inplace(|v| v * gain);
         if pass == p.cross_slope_passes {
+            if keep {
+                kept = Some((slope, med));
+            }
             break; // the last pass's cross slope would go unused
         }
+        drop(slope);
         let (gx, gy) = gradient(&z.view());
         // v = (sin a, cos a) in image axes, perpendicular to u = (cos a, −sin a).
         cross = Some(
@@ -357,10 +426,17 @@ pub fn relief_on_surface(
     }
     let unit = unit_per_px as f32;
     z.par_mapv_inplace(|v| v * unit);
-    Relief {
+    let relief = Relief {
         height: z,
         shadow_fraction: shadow as f64 / shading.len().max(1) as f64,
-    }
+    };
+    let reading = kept.map(|(slope, median)| ShadingReading {
+        slope,
+        median,
+        cos_nl,
+        local_se,
+    });
+    (relief, reading)
 }
 
 /// Slope along the light, z_u, from the cosine `m` between normal and light and the slope

@@ -15,17 +15,17 @@
 //! and the slope across the light no longer comes from the under-read relief itself (which let
 //! a too-shallow pit explain its own shading). The centre is searched along the light around
 //! the footprint's centroid for the pairing that explains the shading best. Only the slopes
-//! within each footprint (grown by a quarter of its radius) and their mirrors change;
-//! elsewhere the shading is read once more with the cross slope of the first relief; the
-//! field is then integrated as in [`crate::relief`].
+//! within each footprint (grown by a quarter of its radius) and their mirrors change; the
+//! rest of the slope field is the relief stage's own last pass ([`ShadingReading`], kept so
+//! that nothing is read twice), and the field is integrated once more as in
+//! [`crate::relief`].
 
 use image::{GrayImage, Luma};
 use imageproc::distance_transform::euclidean_squared_distance_transform;
-use ndarray::{Array2, ArrayView2, Zip};
+use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
-use crate::filters::{gradient, robust_median};
-use crate::relief::{integrate_slope, light_cosines, slope_along_light, ReliefParams};
+use crate::relief::{integrate_slope, ReliefParams, ShadingReading};
 
 /// Largest slope magnitude read (as in the relief stage).
 const MAX_SLOPE: f64 = 4.0;
@@ -194,51 +194,33 @@ fn footprints(labels: &ArrayView2<u32>, count: usize) -> Vec<Footprint> {
         .collect()
 }
 
-/// The relief of [`crate::relief::relief_on_surface`] (same inputs, `height` its result, in
-/// units of `unit_per_px`) with the slopes inside each scar footprint of `labels` read as
-/// centrally symmetric pairs (see the module notes).
-#[allow(clippy::too_many_arguments)]
+/// The relief of [`crate::relief::relief_on_surface_reading`] (its `reading` taken over,
+/// `unit_per_px` as given to it) with the slopes inside each scar footprint of `labels` read
+/// in mirrored pairs (see the module notes), integrated again.
 pub fn symmetric_relief(
-    shading: &ArrayView2<f32>,
-    flat: Option<&ArrayView2<f32>>,
-    height: &ArrayView2<f32>,
+    reading: ShadingReading,
     labels: &ArrayView2<u32>,
     count: usize,
     azimuth_deg: f64,
-    elevation_deg: f64,
     unit_per_px: f64,
     p: &ReliefParams,
 ) -> Array2<f32> {
     let az = azimuth_deg.to_radians();
     let alpha = p.ambient.max(0.0);
-    let lc = light_cosines(shading, flat, elevation_deg, alpha);
-    let (sv, cv) = (az.sin() as f32, az.cos() as f32);
+    let ShadingReading {
+        mut slope,
+        median,
+        cos_nl,
+        local_se,
+    } = reading;
     let unit = unit_per_px as f32;
-    let (gx, gy) = gradient(&height.view());
-    // Cross-light slope, in pixels of height per pixel.
-    let cross = Zip::from(&gx)
-        .and(&gy)
-        .par_map_collect(|x, y| (x * sv + y * cv) / unit);
-    drop((gx, gy));
-    let mut slope = Array2::<f32>::zeros(shading.dim());
-    Zip::from(&mut slope)
-        .and(&lc.cos_nl)
-        .and(&cross)
-        .and(&lc.local_se)
-        .par_for_each(|g, m, v, le| {
-            let le = *le as f64;
-            let lc = (1.0 - le * le).max(0.0).sqrt();
-            *g = slope_along_light(le, lc, *m as f64, (*v as f64).clamp(-4.0, 4.0)).clamp(-4.0, 4.0)
-                as f32;
-        });
-    drop(cross);
     // u towards the light in image axes (y down).
     let (ux, uy) = (az.cos(), -az.sin());
     let fps = footprints(labels, count);
     // Up to twice the assumed ambient is plausible: darker than that is only a lower bound.
     let dark = alpha;
-    let cos_nl = lc.cos_nl.view();
-    let local_se = lc.local_se.view();
+    let cos_nl = cos_nl.view();
+    let local_se = local_se.view();
     let updates: Vec<Vec<((usize, usize), f32)>> = fps
         .par_iter()
         .map(|fp| {
@@ -290,13 +272,12 @@ pub fn symmetric_relief(
                 .collect()
         })
         .collect();
+    // The paired slopes take the same bias removal as the rest of the field.
     for u in updates {
         for ((x, y), t) in u {
-            slope[[y, x]] = t;
+            slope[[y, x]] = t - median;
         }
     }
-    let med = robust_median(&slope.view());
-    slope.par_mapv_inplace(|v| v - med);
     let gain = (1.0 + p.epsilon.sqrt()) as f32;
     let mut z = integrate_slope(
         &slope.view(),
@@ -312,7 +293,7 @@ pub fn symmetric_relief(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::relief::relief;
+    use crate::relief::{relief_on_surface_reading, slope_along_light};
 
     #[test]
     fn a_pair_reads_the_steep_branch_when_its_mirror_is_in_shadow() {
@@ -357,18 +338,10 @@ mod tests {
             u32::from((x as f64 - cx).hypot(y as f64 - cy) < 0.9 * r_px)
         });
         let p = ReliefParams::default();
-        let plain = relief(&shading.view(), azimuth_deg, 55.0, unit, &p).height;
-        let paired = symmetric_relief(
-            &shading.view(),
-            None,
-            &plain.view(),
-            &labels.view(),
-            1,
-            azimuth_deg,
-            55.0,
-            unit,
-            &p,
-        );
+        let (plain, reading) =
+            relief_on_surface_reading(&shading.view(), None, azimuth_deg, 55.0, unit, &p);
+        let plain = plain.height;
+        let paired = symmetric_relief(reading, &labels.view(), 1, azimuth_deg, unit, &p);
         let read = |z: &Array2<f32>| {
             let mut ring = Vec::new();
             let mut deepest = f64::INFINITY;
