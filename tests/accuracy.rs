@@ -60,26 +60,25 @@ fn median_depth_error_is_within_30_percent_with_light_given_and_40_percent_estim
 }
 
 /// The issue's targets are F1 ≥ 0.90, area error ≤ 15 % and depth Spearman ≥ 0.85. Measured
-/// 2026-11-27 after each scar's reference ring was moved off its own flank and thin tails were
-/// cut off footprints (README, Accuracy, "Rolling scars", "Thin tails"), light given /
-/// estimated: F1 0.919 / 0.926, area error over all matched scars 0.127 / 0.122, Spearman
-/// 0.53 / 0.56. F1 and area error are held to the targets themselves (of 189 true scars, 7
-/// lost with the light given or 10 estimated fail this test); depth ranking, not met, to a
-/// floor just below its measured value.
+/// 2026-11-27 after scar walls were read in mirrored pairs (README, Accuracy, "Walls read in
+/// pairs"), light given / estimated: F1 0.925 / 0.938, area error over all matched scars 0.105
+/// / 0.107, Spearman 0.64 / 0.71 (0.53 / 0.56 before the pairing, which this floor of 0.60
+/// would fail). F1 and area error are held to the targets themselves; depth ranking, not met,
+/// to a floor below its measured value.
 #[test]
 fn detection_area_and_depth_ranking_meet_the_targets_or_hold_their_floors() {
     for given in [true, false] {
         let s = summary(given);
         assert!(s.f1 >= 0.90, "given {given}: {s:?}");
         assert!(s.area_error_pooled <= 0.15, "given {given}: {s:?}");
-        assert!(s.depth_spearman >= 0.50, "given {given}: {s:?}");
+        assert!(s.depth_spearman >= 0.60, "given {given}: {s:?}");
     }
 }
 
 /// Real photos and ray-traced renderings have cast shadows; the phantom draws them on request.
-/// Measured 2026-11-27 after the ring change and the tail cut (README, "With cast shadows"),
-/// light given / estimated: F1 0.911 / 0.939, area error (median over photos) 0.132 / 0.111,
-/// depth error 0.22 / 0.34, Spearman 0.56 / 0.59, azimuth 12/12. F1 and area error are held
+/// Measured 2026-11-27 after the wall pairing (README, "Walls read in pairs"), light given /
+/// estimated: F1 0.923 / 0.951, area error (median over photos) 0.123 / 0.124, depth error
+/// 0.23 / 0.33, Spearman 0.55 / 0.67, azimuth 12/12. F1 and area error are held
 /// to the issue's targets, Spearman to a floor just below its measured value; the depth-error
 /// bounds are the issue's own.
 #[test]
