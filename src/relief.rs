@@ -325,7 +325,7 @@ pub fn relief_on_surface_reading(
     unit_per_px: f64,
     p: &ReliefParams,
 ) -> (Relief, ShadingReading) {
-    let (r, reading) = relief_reading(
+    relief_reading(
         shading,
         flat,
         azimuth_deg,
@@ -333,19 +333,10 @@ pub fn relief_on_surface_reading(
         unit_per_px,
         p,
         true,
-    );
-    // `keep` = true always returns the reading.
-    (
-        r,
-        reading.unwrap_or_else(|| ShadingReading {
-            slope: Array2::zeros(shading.dim()),
-            median: 0.0,
-            cos_nl: Array2::zeros(shading.dim()),
-            local_se: Array2::zeros(shading.dim()),
-        }),
     )
 }
 
+/// The relief and the last pass's reading; without `keep` the reading's slope field is empty.
 fn relief_reading(
     shading: &ArrayView2<f32>,
     flat: Option<&ArrayView2<f32>>,
@@ -354,7 +345,7 @@ fn relief_reading(
     unit_per_px: f64,
     p: &ReliefParams,
     keep: bool,
-) -> (Relief, Option<ShadingReading>) {
+) -> (Relief, ShadingReading) {
     let az = azimuth_deg.to_radians();
     let alpha = p.ambient.max(0.0);
     let LightCosines {
@@ -371,7 +362,7 @@ fn relief_reading(
     // and a trench trails away from every scar.
     let mut cross: Option<Array2<f32>> = None;
     let mut z = Array2::<f32>::zeros((0, 0));
-    let mut kept = None;
+    let mut kept = (Array2::<f32>::zeros((0, 0)), 0.0);
     for pass in 0..=p.cross_slope_passes {
         let mut slope = Array2::<f32>::zeros(shading.dim());
         // Each pass's planes are dropped as soon as the next pass no longer needs them.
@@ -411,7 +402,7 @@ fn relief_reading(
         z.par_mapv_inplace(|v| v * gain);
         if pass == p.cross_slope_passes {
             if keep {
-                kept = Some((slope, med));
+                kept = (slope, med);
             }
             break; // the last pass's cross slope would go unused
         }
@@ -430,12 +421,12 @@ fn relief_reading(
         height: z,
         shadow_fraction: shadow as f64 / shading.len().max(1) as f64,
     };
-    let reading = kept.map(|(slope, median)| ShadingReading {
-        slope,
-        median,
+    let reading = ShadingReading {
+        slope: kept.0,
+        median: kept.1,
         cos_nl,
         local_se,
-    });
+    };
     (relief, reading)
 }
 
