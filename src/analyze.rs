@@ -497,7 +497,7 @@ fn analyze_inner(
         _ => 0.5,
     };
     let depth_basis = format!(
-        "shading (Lambertian, ambient {:.2}) integrated along the light; azimuth {} {:.0}°, elevation {} {:.0}°",
+        "shading (Lambertian, ambient {:.2}) integrated along the light, scar walls read in mirrored pairs about each scar's centre; azimuth {} {:.0}°, elevation {} {:.0}°",
         p.ambient,
         source_word(source),
         azimuth_deg,
