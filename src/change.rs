@@ -19,7 +19,7 @@
 use ndarray::{Array2, ArrayView2};
 
 use crate::analyze::{Analysis, ReliefMap};
-use crate::filters::solve3;
+use crate::filters::{bilinear, solve3};
 use crate::register::Affine;
 
 /// Ring noise σ a footprint pixel must lie below the reference (segmentation's `ring_k`).
@@ -79,22 +79,6 @@ pub struct PairedMeasure {
     pub after: SupportMeasure,
     /// Processing pixels in the union of the two footprints.
     pub support_px: usize,
-}
-
-/// Bilinear sample of `z` at (x, y); None outside the grid.
-fn bilinear(z: &ArrayView2<f32>, x: f64, y: f64) -> Option<f64> {
-    let (h, w) = z.dim();
-    if !(x >= 0.0 && y >= 0.0 && x <= (w - 1) as f64 && y <= (h - 1) as f64) {
-        return None;
-    }
-    let (x0, y0) = (x.floor() as usize, y.floor() as usize);
-    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
-    let (fx, fy) = (x - x0 as f64, y - y0 as f64);
-    let v = |yy: usize, xx: usize| z[[yy, xx]] as f64;
-    Some(
-        (1.0 - fy) * ((1.0 - fx) * v(y0, x0) + fx * v(y0, x1))
-            + fy * ((1.0 - fx) * v(y1, x0) + fx * v(y1, x1)),
-    )
 }
 
 /// What the window knows about one pixel.

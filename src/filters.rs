@@ -588,6 +588,22 @@ fn select_total(v: &mut [f32], k: usize) -> f32 {
     f32::from_bits(if kx >> 31 == 1 { kx & 0x7fff_ffff } else { !kx })
 }
 
+/// Bilinear sample of `z` at (x, y); None outside the grid.
+pub(crate) fn bilinear(z: &ArrayView2<f32>, x: f64, y: f64) -> Option<f64> {
+    let (h, w) = z.dim();
+    if !(x >= 0.0 && y >= 0.0 && x <= (w - 1) as f64 && y <= (h - 1) as f64) {
+        return None;
+    }
+    let (x0, y0) = (x.floor() as usize, y.floor() as usize);
+    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+    let (fx, fy) = (x - x0 as f64, y - y0 as f64);
+    let v = |yy: usize, xx: usize| z[[yy, xx]] as f64;
+    Some(
+        (1.0 - fy) * ((1.0 - fx) * v(y0, x0) + fx * v(y0, x1))
+            + fy * ((1.0 - fx) * v(y1, x0) + fx * v(y1, x1)),
+    )
+}
+
 /// Robust location and scale (median, 1.4826·MAD) of a plane, from a strided subsample so the
 /// cost stays small on large photos.
 pub fn robust_stats(src: &ArrayView2<f32>) -> (f32, f32) {

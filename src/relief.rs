@@ -227,7 +227,7 @@ fn local_sin_elevation(se: f64, alpha: f64, flat: f32, lo: f64, hi: f64) -> f64 
 
 /// Per pixel, what the shading says of the light over the skin: the cosine between normal
 /// and light, and the sine of the light's elevation over the local surface.
-pub(crate) struct LightCosines {
+struct LightCosines {
     /// cos(normal, light) per pixel, clamped to 0…1 (0: attached shadow).
     pub cos_nl: Array2<f32>,
     /// Sine of the light's elevation over the local (healthy) surface per pixel.
@@ -237,7 +237,7 @@ pub(crate) struct LightCosines {
 }
 
 /// [`LightCosines`] of a shading plane (see [`relief_on_surface`] for `flat`).
-pub(crate) fn light_cosines(
+fn light_cosines(
     shading: &ArrayView2<f32>,
     flat: Option<&ArrayView2<f32>>,
     elevation_deg: f64,
@@ -290,16 +290,7 @@ pub fn relief_on_surface(
     unit_per_px: f64,
     p: &ReliefParams,
 ) -> Relief {
-    relief_reading(
-        shading,
-        flat,
-        azimuth_deg,
-        elevation_deg,
-        unit_per_px,
-        p,
-        false,
-    )
-    .0
+    relief_on_surface_reading(shading, flat, azimuth_deg, elevation_deg, unit_per_px, p).0
 }
 
 /// What the last pass of [`relief_on_surface`] read from the shading, per pixel: kept for
@@ -316,7 +307,8 @@ pub struct ShadingReading {
     pub local_se: Array2<f32>,
 }
 
-/// [`relief_on_surface`], also returning the last pass's [`ShadingReading`].
+/// [`relief_on_surface`], also returning the last pass's [`ShadingReading`] (the last slope
+/// plane is then held until the caller drops the reading).
 pub fn relief_on_surface_reading(
     shading: &ArrayView2<f32>,
     flat: Option<&ArrayView2<f32>>,
@@ -324,27 +316,6 @@ pub fn relief_on_surface_reading(
     elevation_deg: f64,
     unit_per_px: f64,
     p: &ReliefParams,
-) -> (Relief, ShadingReading) {
-    relief_reading(
-        shading,
-        flat,
-        azimuth_deg,
-        elevation_deg,
-        unit_per_px,
-        p,
-        true,
-    )
-}
-
-/// The relief and the last pass's reading; without `keep` the reading's slope field is empty.
-fn relief_reading(
-    shading: &ArrayView2<f32>,
-    flat: Option<&ArrayView2<f32>>,
-    azimuth_deg: f64,
-    elevation_deg: f64,
-    unit_per_px: f64,
-    p: &ReliefParams,
-    keep: bool,
 ) -> (Relief, ShadingReading) {
     let az = azimuth_deg.to_radians();
     let alpha = p.ambient.max(0.0);
@@ -401,9 +372,7 @@ fn relief_reading(
         );
         z.par_mapv_inplace(|v| v * gain);
         if pass == p.cross_slope_passes {
-            if keep {
-                kept = (slope, med);
-            }
+            kept = (slope, med);
             break; // the last pass's cross slope would go unused
         }
         drop(slope);

@@ -25,7 +25,7 @@ use imageproc::distance_transform::euclidean_squared_distance_transform;
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
-use crate::filters::robust_stats;
+use crate::filters::{bilinear, robust_stats};
 use crate::relief::{integrate_slope, ReliefParams, ShadingReading};
 
 /// A scar whose pairs miss their brightness by more than this many times the skin's
@@ -127,14 +127,8 @@ fn pair_slope(se: f64, m_p: f64, m_q: f64, c: f64, dark: f64, buf: &mut Vec<f64>
 /// Bilinear sample of a plane at (x, y), clamped to its edges.
 fn sample(a: &ArrayView2<f32>, x: f64, y: f64) -> f64 {
     let (h, w) = a.dim();
-    let x = x.clamp(0.0, (w - 1) as f64);
-    let y = y.clamp(0.0, (h - 1) as f64);
-    let (x0, y0) = (x.floor() as usize, y.floor() as usize);
-    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
-    let (fx, fy) = (x - x0 as f64, y - y0 as f64);
-    let v = |yy: usize, xx: usize| f64::from(a[[yy, xx]]);
-    (v(y0, x0) * (1.0 - fx) + v(y0, x1) * fx) * (1.0 - fy)
-        + (v(y1, x0) * (1.0 - fx) + v(y1, x1) * fx) * fy
+    let (x, y) = (x.clamp(0.0, (w - 1) as f64), y.clamp(0.0, (h - 1) as f64));
+    bilinear(a, x, y).unwrap_or(0.0)
 }
 
 /// One scar's pixels (its footprint grown by a margin), centroid and equivalent radius.
@@ -434,7 +428,7 @@ mod tests {
         }
     }
 
-    /// A pit whose deepest point sits near one end (a wall of 60° on one side, 12° on the
+    /// A pit whose deepest point sits near one end (a wall of 60° on one side, 23° on the
     /// other) is not centrally symmetric: pairing its walls would average them. Its pairs miss
     /// the shading by far more than the skin's scatter, so it keeps its own reading.
     #[test]
