@@ -14,7 +14,7 @@ use crate::relief::{
     ASSUMED_ELEVATION_DEG,
 };
 use crate::segment::{segment, Regions, SegmentParams};
-use crate::symmetry::symmetric_relief;
+use crate::symmetry::{symmetric_relief, ScarLabels};
 use crate::timings::Timings;
 use crate::validate::{check_params, check_reduced, empty_result_warning, Unmeasurable};
 
@@ -480,14 +480,12 @@ fn analyze_inner(
     // photo's own footprints, which differ between sessions (measured: area-change Spearman
     // 0.73 → 0.72 and 0.69 → 0.57 on two phantom sets when paired on the paired relief).
     let measured_height = t.time("symmetry", || {
-        symmetric_relief(
-            reading,
-            &regions.labels.view(),
-            regions.count,
-            azimuth_deg,
-            unit,
-            &rp,
-        )
+        let scars = ScarLabels {
+            labels: regions.labels.view(),
+            count: regions.count,
+            height: rel.height.view(),
+        };
+        symmetric_relief(reading, &scars, azimuth_deg, unit, &rp)
     });
     // The first relief is dropped here unless kept for paired change.
     let kept = keep_relief.then_some(rel.height);

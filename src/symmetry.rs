@@ -14,7 +14,9 @@
 //! light the shadowed side at least takes what its lit mirror says instead of its lower bound;
 //! and the slope across the light no longer comes from the under-read relief itself (which let
 //! a too-shallow pit explain its own shading). The centre is searched along the light around
-//! the footprint's centroid for the pairing that explains the shading best. Only the slopes
+//! the pit's centre on the first relief (the depth-weighted centroid of the footprint's deeper
+//! half, so a footprint that took in a shallow neighbour is still paired about its pit) for
+//! the pairing that explains the shading best. Only the slopes
 //! within each footprint (grown by a quarter of its radius) and their mirrors change; the
 //! rest of the slope field is the relief stage's own last pass ([`ShadingReading`], kept so
 //! that nothing is read twice), and the field is integrated once more as in
@@ -131,7 +133,7 @@ fn sample(a: &ArrayView2<f32>, x: f64, y: f64) -> f64 {
     bilinear(a, x, y).unwrap_or(0.0)
 }
 
-/// One scar's pixels (its footprint grown by a margin), centroid and equivalent radius.
+/// One scar's pixels (its footprint grown by a margin), pit centre and equivalent radius.
 struct Footprint {
     pixels: Vec<(usize, usize)>,
     centre: (f64, f64),
@@ -140,7 +142,7 @@ struct Footprint {
 
 /// Footprints of labels 1..=`count`, each grown by a quarter of its equivalent radius (at
 /// least two pixels: a cone's wall reaches past its 10 % outline) over healthy skin.
-fn footprints(labels: &ArrayView2<u32>, count: usize) -> Vec<Footprint> {
+fn footprints(labels: &ArrayView2<u32>, height: &ArrayView2<f32>, count: usize) -> Vec<Footprint> {
     let (h, w) = labels.dim();
     // Per label: Σx, Σy, n, x0, x1, y0, y1.
     let mut acc = vec![(0f64, 0f64, 0usize, usize::MAX, 0usize, usize::MAX, 0usize); count];
@@ -183,6 +185,34 @@ fn footprints(labels: &ArrayView2<u32>, count: usize) -> Vec<Footprint> {
                 }
             }
             let dist2 = euclidean_squared_distance_transform(&mask);
+            // Centre: the depth-weighted centroid of the part deeper than the label's median
+            // height (a footprint that took in a shallow tail keeps its pit's centre).
+            let mut zs: Vec<f32> = Vec::new();
+            for y in a.5..=a.6 {
+                for x in a.3..=a.4 {
+                    if labels[[y, x]] == lab {
+                        zs.push(height[[y, x]]);
+                    }
+                }
+            }
+            zs.sort_by(f32::total_cmp);
+            let zmed = f64::from(zs[zs.len() / 2]);
+            let (mut sw, mut swx, mut swy) = (0f64, 0f64, 0f64);
+            for y in a.5..=a.6 {
+                for x in a.3..=a.4 {
+                    if labels[[y, x]] == lab {
+                        let wt = (zmed - f64::from(height[[y, x]])).max(0.0);
+                        sw += wt;
+                        swx += wt * x as f64;
+                        swy += wt * y as f64;
+                    }
+                }
+            }
+            let centre = if sw > 0.0 {
+                (swx / sw, swy / sw)
+            } else {
+                (a.0 / n, a.1 / n)
+            };
             let mut pixels = Vec::new();
             for y in y0..=y1 {
                 for x in x0..=x1 {
@@ -195,40 +225,42 @@ fn footprints(labels: &ArrayView2<u32>, count: usize) -> Vec<Footprint> {
             }
             Footprint {
                 pixels,
-                centre: (a.0 / n, a.1 / n),
+                centre,
                 radius,
             }
         })
         .collect()
 }
 
+/// The scars a relief is paired over: the segmentation's labels and the relief they were
+/// found on (whose depths place each pit's centre).
+#[derive(Debug, Clone, Copy)]
+pub struct ScarLabels<'a> {
+    /// Label per pixel, 0 = healthy skin, 1..=`count` = one scar region each.
+    pub labels: ArrayView2<'a, u32>,
+    /// Number of labels.
+    pub count: usize,
+    /// The relief the labels were found on (same grid), up positive.
+    pub height: ArrayView2<'a, f32>,
+}
+
 /// The relief of [`crate::relief::relief_on_surface_reading`] (its `reading` taken over,
-/// `unit_per_px` as given to it) with the slopes inside each scar footprint of `labels` read
+/// `unit_per_px` as given to it) with the slopes inside each scar footprint of `scars` read
 /// in mirrored pairs (see the module notes), integrated again.
 pub fn symmetric_relief(
     reading: ShadingReading,
-    labels: &ArrayView2<u32>,
-    count: usize,
+    scars: &ScarLabels,
     azimuth_deg: f64,
     unit_per_px: f64,
     p: &ReliefParams,
 ) -> Array2<f32> {
-    paired_relief(
-        reading,
-        labels,
-        count,
-        azimuth_deg,
-        unit_per_px,
-        p,
-        MAX_MISFIT,
-    )
+    paired_relief(reading, scars, azimuth_deg, unit_per_px, p, MAX_MISFIT)
 }
 
 /// [`symmetric_relief`] with the misfit limit of [`MAX_MISFIT`] as a parameter.
 fn paired_relief(
     reading: ShadingReading,
-    labels: &ArrayView2<u32>,
-    count: usize,
+    scars: &ScarLabels,
     azimuth_deg: f64,
     unit_per_px: f64,
     p: &ReliefParams,
@@ -245,7 +277,7 @@ fn paired_relief(
     let unit = unit_per_px as f32;
     // u towards the light in image axes (y down).
     let (ux, uy) = (az.cos(), -az.sin());
-    let fps = footprints(labels, count);
+    let fps = footprints(&scars.labels, &scars.height, scars.count);
     // Up to twice the assumed ambient is plausible: darker than that is only a lower bound.
     let dark = alpha;
     let cos_nl = cos_nl.view();
@@ -377,8 +409,10 @@ mod tests {
     }
 
     /// Depth (mm) of an exact Lambertian cone, 1 mm wide with 62° walls (0.94 mm deep) under
-    /// light at 55°, read by the relief stage alone and with the walls paired.
-    fn cone_depths(azimuth_deg: f64) -> (f64, f64, f64) {
+    /// light at 55°, read by the relief stage alone and with the walls paired. With `tail`,
+    /// its label also takes in a band of flat skin 2.5 radii long beside it (a neighbouring
+    /// mark merged by segmentation), which moves the label's centroid 1.3 radii off the pit.
+    fn cone_depths(azimuth_deg: f64, tail: bool) -> (f64, f64, f64) {
         let (n, unit, r_px, wall) = (160usize, 0.05f64, 10.0f64, 62f64.to_radians());
         let (e, a, alpha) = (55f64.to_radians(), azimuth_deg.to_radians(), 0.1);
         let (se, ce) = (e.sin(), e.cos());
@@ -398,13 +432,20 @@ mod tests {
             (-((m + alpha) / (se + alpha)).ln()) as f32
         });
         let labels = Array2::from_shape_fn((n, n), |(y, x)| {
-            u32::from((x as f64 - cx).hypot(y as f64 - cy) < 0.9 * r_px)
+            let (dx, dy) = (x as f64 - cx, y as f64 - cy);
+            let band = tail && dx > 0.0 && dx < 3.5 * r_px && (dy - 1.5 * r_px).abs() < 0.4 * r_px;
+            u32::from(dx.hypot(dy) < 0.9 * r_px || band)
         });
         let p = ReliefParams::default();
         let (plain, reading) =
             relief_on_surface_reading(&shading.view(), None, azimuth_deg, 55.0, unit, &p);
         let plain = plain.height;
-        let paired = symmetric_relief(reading, &labels.view(), 1, azimuth_deg, unit, &p);
+        let scars = ScarLabels {
+            labels: labels.view(),
+            count: 1,
+            height: plain.view(),
+        };
+        let paired = symmetric_relief(reading, &scars, azimuth_deg, unit, &p);
         let read = |z: &Array2<f32>| pit_depth(z, (cx, cy), r_px);
         (read(&plain), read(&paired), depth)
     }
@@ -416,11 +457,24 @@ mod tests {
     #[test]
     fn a_steep_cone_under_high_light_reads_its_depth_when_its_walls_are_paired() {
         for az in [0.0, 30.0, 135.0, 250.0] {
-            let (plain, paired, truth) = cone_depths(az);
+            let (plain, paired, truth) = cone_depths(az, false);
             assert!(
                 plain < 0.5 * truth,
                 "az {az}: plain {plain:.3} of {truth:.3}"
             );
+            assert!(
+                (paired - truth).abs() < 0.2 * truth,
+                "az {az}: paired {paired:.3} of {truth:.3} (plain {plain:.3})"
+            );
+        }
+    }
+
+    /// A label that took in flat skin beside the pit is paired about the pit's centre (the
+    /// depth-weighted centre of the label's deeper half), not the label's centroid.
+    #[test]
+    fn a_pit_with_a_merged_tail_is_paired_about_its_own_centre() {
+        for az in [0.0, 135.0] {
+            let (plain, paired, truth) = cone_depths(az, true);
             assert!(
                 (paired - truth).abs() < 0.2 * truth,
                 "az {az}: paired {paired:.3} of {truth:.3} (plain {plain:.3})"
@@ -468,16 +522,13 @@ mod tests {
         let p = ReliefParams::default();
         let (plain, reading) =
             relief_on_surface_reading(&shading.view(), None, 0.0, 40.0, unit, &p);
-        let unguarded = paired_relief(
-            reading.clone(),
-            &labels.view(),
-            1,
-            0.0,
-            unit,
-            &p,
-            f64::INFINITY,
-        );
-        let guarded = symmetric_relief(reading, &labels.view(), 1, 0.0, unit, &p);
+        let scars = ScarLabels {
+            labels: labels.view(),
+            count: 1,
+            height: plain.height.view(),
+        };
+        let unguarded = paired_relief(reading.clone(), &scars, 0.0, unit, &p, f64::INFINITY);
+        let guarded = symmetric_relief(reading, &scars, 0.0, unit, &p);
         let depth = |z: &Array2<f32>| pit_depth(z, (cx, cy), r);
         let (dp, du, dg) = (depth(&plain.height), depth(&unguarded), depth(&guarded));
         // Measured: truth 0.416, alone 0.296, paired regardless 0.690, guarded 0.296 mm.
