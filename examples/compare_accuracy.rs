@@ -44,8 +44,23 @@ fn main() {
             spearman(&sc.area_change_pairs).map(|v| (v * 100.0).round() / 100.0),
         );
         if std::env::var_os("PAIRS").is_some() {
-            for (d, a) in sc.depth_change_pairs.iter().zip(&sc.area_change_pairs) {
-                println!("PAIR {seed} {:.4} {:.4} {:.4} {:.4}", d.0, d.1, a.0, a.1);
+            for ((d, a), k) in sc
+                .depth_change_pairs
+                .iter()
+                .zip(&sc.area_change_pairs)
+                .zip(&sc.area_change_scars)
+            {
+                println!(
+                    "PAIR {seed} {:.4} {:.4} {:.4} {:.4} {} {:.3} id {} session {}",
+                    d.0,
+                    d.1,
+                    a.0,
+                    a.1,
+                    k.0.as_str(),
+                    k.1,
+                    k.2,
+                    k.3
+                );
             }
         }
         total.add(sc);

@@ -475,6 +475,9 @@ pub struct SeriesScores {
     pub depth_change_pairs: Vec<(f64, f64)>,
     /// (true, estimated) area change, mm², for correctly tracked scars.
     pub area_change_pairs: Vec<(f64, f64)>,
+    /// True type, baseline area (mm²), true id and later session of the scar of each
+    /// `area_change_pairs` entry.
+    pub area_change_scars: Vec<(crate::measure::ScarType, f64, u32, usize)>,
     /// Correctly tracked scars whose true depth change exceeds the stated uncertainty.
     pub significant: usize,
     /// Of those, how many have the right sign of depth change.
@@ -562,6 +565,8 @@ pub fn evaluate_series(
                 }
                 if let Some(da) = ch.area_change_mm2 {
                     out.area_change_pairs.push((tk.area_mm2 - ts0.area_mm2, da));
+                    out.area_change_scars
+                        .push((ts0.kind, ts0.area_mm2, ts0.id, k));
                 }
             }
         }
@@ -599,6 +604,7 @@ impl SeriesScores {
         self.one_track_id += s.one_track_id;
         self.depth_change_pairs.extend(s.depth_change_pairs);
         self.area_change_pairs.extend(s.area_change_pairs);
+        self.area_change_scars.extend(s.area_change_scars);
         for (k, v) in s.status_counts {
             *self.status_counts.entry(k).or_default() += v;
         }
