@@ -1,9 +1,10 @@
 //! Tracking accuracy on phantom series: `cargo run --release --example compare_accuracy [N] [null]`.
 //! N three-session subjects (900×700, 20 px/mm); `null` renders null series (no treatment).
-//! Light given (truth) unless LIGHT=estimated; K=<k_sigma> overrides the status threshold;
+//! Light given (truth) unless LIGHT=estimated; AMBIENT=given also gives each session's ambient
+//! light from the truth (otherwise the analysis assumes its default); K=<k_sigma> overrides the status threshold;
 //! SEED=<first seed> (default 500) checks other subjects; PAIRS=1 prints each tracked scar's true
 //! and estimated depth change (mm) and area change (mm²).
-use scarscope::eval::{score_phantom_series, spearman, SeriesScores};
+use scarscope::eval::{score_phantom_series_with, spearman, SeriesScores};
 use scarscope::phantom::{Subject, SubjectConfig};
 use scarscope::register::RegisterParams;
 use scarscope::track::TrackParams;
@@ -15,6 +16,7 @@ fn main() {
         .unwrap_or(4);
     let null = std::env::args().nth(2).is_some_and(|s| s == "null");
     let given = std::env::var("LIGHT").map_or(true, |v| v != "estimated");
+    let ambient_given = std::env::var("AMBIENT").is_ok_and(|v| v == "given");
     let rp = RegisterParams::default();
     let mut tp = TrackParams::default();
     if let Some(k) = std::env::var("K").ok().and_then(|v| v.parse().ok()) {
@@ -35,7 +37,7 @@ fn main() {
             ..Default::default()
         };
         let s = Subject::generate("c", seed, &cfg);
-        let sc = score_phantom_series(&s, given, &rp, &tp);
+        let sc = score_phantom_series_with(&s, given, ambient_given, &rp, &tp);
         println!(
             "seed {seed}: surviving {}/{} resolved {}/{} sign {}/{} throughout {}/{} status {:?} rho_d {:?} rho_a {:?}",
             sc.tracked_correctly, sc.surviving, sc.reported_resolved, sc.resolved, sc.sign_right, sc.significant,

@@ -620,6 +620,19 @@ pub fn score_phantom_series(
     rp: &crate::register::RegisterParams,
     tp: &crate::track::TrackParams,
 ) -> SeriesScores {
+    score_phantom_series_with(s, light_given, false, rp, tp)
+}
+
+/// [`score_phantom_series`], with each session's ambient light (the phantom draws it from
+/// 0.05–0.2 of the key light per session) given from the truth when `ambient_given` instead of
+/// the analysis's assumed default.
+pub fn score_phantom_series_with(
+    s: &crate::phantom::Subject,
+    light_given: bool,
+    ambient_given: bool,
+    rp: &crate::register::RegisterParams,
+    tp: &crate::track::TrackParams,
+) -> SeriesScores {
     use crate::analyze::{analyze_keeping_relief, AnalyzeParams, Calibration};
     use crate::register::{register, Registration, RegistrationPlane};
     let (mut truths, mut analyses, mut regs, mut base) = (vec![], vec![], vec![], None);
@@ -640,6 +653,14 @@ pub fn score_phantom_series(
             light_azimuth_deg: light_given.then_some(truth.light.azimuth_deg),
             light_elevation_deg: light_given.then_some(truth.light.elevation_deg),
             ..Default::default()
+        };
+        let p = if ambient_given {
+            AnalyzeParams {
+                ambient: truth.light.ambient,
+                ..p
+            }
+        } else {
+            p
         };
         analyses.push(analyze_keeping_relief(&planes, &p).expect("phantom analyses"));
         let plane = RegistrationPlane::from_planes(&planes, rp).expect("registration plane");
