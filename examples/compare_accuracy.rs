@@ -58,10 +58,10 @@ fn main() {
                     d.1,
                     a.0,
                     a.1,
-                    k.0.as_str(),
-                    k.1,
-                    k.2,
-                    k.3
+                    k.kind.as_str(),
+                    k.area_mm2,
+                    k.id,
+                    k.session
                 );
             }
         }

@@ -475,9 +475,8 @@ pub struct SeriesScores {
     pub depth_change_pairs: Vec<(f64, f64)>,
     /// (true, estimated) area change, mm², for correctly tracked scars.
     pub area_change_pairs: Vec<(f64, f64)>,
-    /// True type, baseline area (mm²), true id and later session of the scar of each
-    /// `area_change_pairs` entry.
-    pub area_change_scars: Vec<(crate::measure::ScarType, f64, u32, usize)>,
+    /// The true scar behind each `area_change_pairs` entry.
+    pub area_change_scars: Vec<ChangeScar>,
     /// Correctly tracked scars whose true depth change exceeds the stated uncertainty.
     pub significant: usize,
     /// Of those, how many have the right sign of depth change.
@@ -488,6 +487,19 @@ pub struct SeriesScores {
     pub detected_throughout: usize,
     /// Of those, how many kept one track id through all sessions.
     pub one_track_id: usize,
+}
+
+/// A true scar whose change was scored, and in which later session.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ChangeScar {
+    /// True type.
+    pub kind: ScarType,
+    /// True baseline area, mm².
+    pub area_mm2: f64,
+    /// True id.
+    pub id: u32,
+    /// Index of the later session.
+    pub session: usize,
 }
 
 /// Score a tracked series against the truth of each session and each session's detections.
@@ -565,8 +577,12 @@ pub fn evaluate_series(
                 }
                 if let Some(da) = ch.area_change_mm2 {
                     out.area_change_pairs.push((tk.area_mm2 - ts0.area_mm2, da));
-                    out.area_change_scars
-                        .push((ts0.kind, ts0.area_mm2, ts0.id, k));
+                    out.area_change_scars.push(ChangeScar {
+                        kind: ts0.kind,
+                        area_mm2: ts0.area_mm2,
+                        id: ts0.id,
+                        session: k,
+                    });
                 }
             }
         }
