@@ -287,7 +287,7 @@ const MIN_TAIL_SAMPLE: usize = 5;
 /// mole, a papule, the ridge an unbalanced pit leaves beside it) is a feature, not evidence
 /// that dips as strong are noise, and counted it would alone demand ten dips above it. Where
 /// half the bumps are that strong, they are the texture, and the fit says so. With fewer than
-/// [`MIN_TAIL_SAMPLE`] bump cores no tail is fitted and the bumps are counted.
+/// `MIN_TAIL_SAMPLE` bump cores no tail is fitted and the bumps are counted.
 pub fn mirror_threshold(dip_peaks: &[f32], bump_peaks: &[f32], fdr: f32, floor: f32) -> f32 {
     let mut d: Vec<f32> = dip_peaks.iter().copied().filter(|v| *v >= floor).collect();
     let mut b: Vec<f32> = bump_peaks.iter().copied().filter(|v| *v >= floor).collect();

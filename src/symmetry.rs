@@ -17,7 +17,8 @@
 //! the pit's centre on the first relief (the depth-weighted centroid of the footprint's deeper
 //! half, so a footprint that took in a shallow neighbour is still paired about its pit) for
 //! the pairing that explains the shading best. Only the slopes
-//! within each footprint (grown by a quarter of its radius) and their mirrors change; the
+//! within each footprint (grown by a quarter of its radius) and their mirrors change (not
+//! where a mirror falls in another scar, `paired_set`); the
 //! rest of the slope field is the relief stage's own last pass ([`ShadingReading`], kept so
 //! that nothing is read twice), and the field is integrated once more as in
 //! [`crate::relief`].
