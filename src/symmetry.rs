@@ -178,42 +178,17 @@ fn footprints(labels: &ArrayView2<u32>, height: &ArrayView2<f32>, count: usize) 
             let (y0, y1) = (a.5.saturating_sub(gi), (a.6 + gi).min(h - 1));
             let lab = (i + 1) as u32;
             let mut mask = GrayImage::new((x1 - x0 + 1) as u32, (y1 - y0 + 1) as u32);
+            let mut own = Vec::with_capacity(a.2);
             for y in a.5..=a.6 {
                 for x in a.3..=a.4 {
                     if labels[[y, x]] == lab {
                         mask.put_pixel((x - x0) as u32, (y - y0) as u32, Luma([255]));
+                        own.push((x, y, height[[y, x]]));
                     }
                 }
             }
             let dist2 = euclidean_squared_distance_transform(&mask);
-            // Centre: the depth-weighted centroid of the part deeper than the label's median
-            // height (a footprint that took in a shallow tail keeps its pit's centre).
-            let mut zs: Vec<f32> = Vec::new();
-            for y in a.5..=a.6 {
-                for x in a.3..=a.4 {
-                    if labels[[y, x]] == lab {
-                        zs.push(height[[y, x]]);
-                    }
-                }
-            }
-            zs.sort_by(f32::total_cmp);
-            let zmed = f64::from(zs[zs.len() / 2]);
-            let (mut sw, mut swx, mut swy) = (0f64, 0f64, 0f64);
-            for y in a.5..=a.6 {
-                for x in a.3..=a.4 {
-                    if labels[[y, x]] == lab {
-                        let wt = (zmed - f64::from(height[[y, x]])).max(0.0);
-                        sw += wt;
-                        swx += wt * x as f64;
-                        swy += wt * y as f64;
-                    }
-                }
-            }
-            let centre = if sw > 0.0 {
-                (swx / sw, swy / sw)
-            } else {
-                (a.0 / n, a.1 / n)
-            };
+            let centre = pit_centre(&own).unwrap_or((a.0 / n, a.1 / n));
             let mut pixels = Vec::new();
             for y in y0..=y1 {
                 for x in x0..=x1 {
@@ -231,6 +206,23 @@ fn footprints(labels: &ArrayView2<u32>, height: &ArrayView2<f32>, count: usize) 
             }
         })
         .collect()
+}
+
+/// The depth-weighted centroid of the part of a label deeper than its median height (each
+/// pixel (x, y, height) weighted by how far it lies below that median): the pit's centre even
+/// where the label took in a shallow tail. None when no pixel lies below the median.
+fn pit_centre(own: &[(usize, usize, f32)]) -> Option<(f64, f64)> {
+    let mut zs: Vec<f32> = own.iter().map(|p| p.2).collect();
+    zs.sort_by(f32::total_cmp);
+    let zmed = f64::from(*zs.get(zs.len() / 2)?);
+    let (mut sw, mut swx, mut swy) = (0f64, 0f64, 0f64);
+    for &(x, y, z) in own {
+        let wt = (zmed - f64::from(z)).max(0.0);
+        sw += wt;
+        swx += wt * x as f64;
+        swy += wt * y as f64;
+    }
+    (sw > 0.0).then(|| (swx / sw, swy / sw))
 }
 
 /// The scars a relief is paired over: the segmentation's labels and the relief they were
