@@ -248,24 +248,47 @@ fn paired_set(
     labels: &ArrayView2<u32>,
     lab: u32,
 ) -> std::collections::BTreeSet<(usize, usize)> {
-    let (h, w) = labels.dim();
     let mut set = std::collections::BTreeSet::new();
-    for &(x, y) in pixels {
-        let (mx, my) = (
-            (2.0 * centre.0 - x as f64).round(),
-            (2.0 * centre.1 - y as f64).round(),
-        );
-        if mx >= 0.0 && my >= 0.0 && (mx as usize) < w && (my as usize) < h {
-            let (mx, my) = (mx as usize, my as usize);
-            let lm = labels[[my, mx]];
-            if lm != 0 && lm != lab {
-                continue;
+    for &px in pixels {
+        match mirror(centre, px, labels) {
+            Some((_, lm)) if lm != 0 && lm != lab => continue,
+            Some((m, _)) => {
+                set.insert(m);
             }
-            set.insert((mx, my));
+            None => {}
         }
-        set.insert((x, y));
+        set.insert(px);
     }
     set
+}
+
+/// The pixel mirroring `(x, y)` through `centre` and its label; None outside the grid.
+fn mirror(
+    centre: (f64, f64),
+    (x, y): (usize, usize),
+    labels: &ArrayView2<u32>,
+) -> Option<((usize, usize), u32)> {
+    let (h, w) = labels.dim();
+    let (mx, my) = (
+        (2.0 * centre.0 - x as f64).round(),
+        (2.0 * centre.1 - y as f64).round(),
+    );
+    if mx >= 0.0 && my >= 0.0 && (mx as usize) < w && (my as usize) < h {
+        let (mx, my) = (mx as usize, my as usize);
+        Some(((mx, my), labels[[my, mx]]))
+    } else {
+        None
+    }
+}
+
+/// Whether the mirror of `px` through `centre` lies in a scar other than `lab`.
+fn mirror_in_other_scar(
+    centre: (f64, f64),
+    px: (usize, usize),
+    labels: &ArrayView2<u32>,
+    lab: u32,
+) -> bool {
+    mirror(centre, px, labels).is_some_and(|(_, lm)| lm != 0 && lm != lab)
 }
 
 /// The relief of [`crate::relief::relief_on_surface_reading`] (its `reading` taken over,
@@ -334,22 +357,35 @@ fn paired_relief(
                 let (s, k) = pair_slope(se, m_p, m_q, cb, dark, buf);
                 (s * cb, k)
             };
-            // Centre: along the light around the centroid, the pairing that fits best.
+            // Centre: along the light around the pit's centre, the pairing that fits best
+            // (mean misfit over the pairs `paired_set` would keep for that centre).
             let reach = 0.3 * fp.radius;
             let steps = (reach / 0.5).ceil().clamp(1.0, 12.0) as i32;
             let mut best = (fp.centre, f64::INFINITY);
             for k in -steps..=steps {
                 let d = reach * k as f64 / steps as f64;
                 let c = (fp.centre.0 + d * ux, fp.centre.1 + d * uy);
-                let cost: f64 = fp.pixels.iter().map(|&px| solve(c, px, &mut buf).1).sum();
-                if cost < best.1 {
-                    best = (c, cost);
+                let (mut cost, mut n) = (0f64, 0usize);
+                for &px in &fp.pixels {
+                    if mirror_in_other_scar(c, px, labels, lab) {
+                        continue;
+                    }
+                    cost += solve(c, px, &mut buf).1;
+                    n += 1;
+                }
+                let mean = if n > 0 {
+                    cost / n as f64
+                } else {
+                    f64::INFINITY
+                };
+                if mean < best.1 {
+                    best = (c, mean);
                 }
             }
             // Misfit per pixel (each pair counted from both ends) against the skin's scatter
             // and against the scar's own shading contrast.
             let n = fp.pixels.len() as f64;
-            let rms = (best.1 / (2.0 * n)).sqrt();
+            let rms = (best.1 / 2.0).sqrt();
             let contrast = (fp
                 .pixels
                 .iter()
