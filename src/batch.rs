@@ -24,7 +24,7 @@ use serde::Serialize;
 use ndarray::Array2;
 
 use crate::analyze::{analyze_keeping_relief_timed, processing_factor, Analysis, ReliefMap};
-use crate::change::SessionMaps;
+use crate::change::{relief_gain, SessionMaps};
 use crate::load::{decode_bytes, LoadLimits, PlaneSource, MAX_FILE_BYTES};
 use crate::register::{register, RegisterParams, Registration, RegistrationPlane};
 use crate::report::overlay::{draw_overlay, write_png};
@@ -303,6 +303,7 @@ struct ViewMaps {
     scar_labels: Vec<u32>,
     factor: usize,
     unit_per_px: f64,
+    light_azimuth_deg: f64,
 }
 
 impl ViewMaps {
@@ -314,6 +315,7 @@ impl ViewMaps {
             scar_labels: r.scar_labels,
             factor: a.processing.factor.max(1),
             unit_per_px: a.processing.mm_per_px,
+            light_azimuth_deg: a.light.azimuth_deg,
         }
     }
 
@@ -324,6 +326,7 @@ impl ViewMaps {
             scar_labels: &self.scar_labels,
             factor: self.factor,
             unit_per_px: self.unit_per_px,
+            light_azimuth_deg: self.light_azimuth_deg,
         }
     }
 }
@@ -421,6 +424,7 @@ fn tracked_inputs(sessions: &[ViewSession]) -> (Vec<&ViewSession>, Vec<SessionIn
                 height: d.input.height as usize,
                 mm_per_px: d.calibration.mm_per_px,
                 processing_factor: d.processing.factor,
+                relief_gain: e.relief_gain,
             };
             Some((e, input))
         })
@@ -486,6 +490,7 @@ fn process_view(
             status: PhotoStatus::Missing,
             overlay: None,
             registration: None,
+            relief_gain: None,
             analysis: None,
         };
         let Some(p) = s.photos.iter().find(|p| p.view == view) else {
@@ -513,12 +518,15 @@ fn process_view(
                         baseline = Some((plane, maps));
                         Ok(Registration::identity())
                     }
-                    Some((base, _)) => {
+                    Some((base, base_maps)) => {
                         let reg = t.time("register", || {
                             catch_unwind(AssertUnwindSafe(|| register(base, &plane, &rp)))
                         });
                         let error = match reg {
                             Ok(Ok(r)) => {
+                                entry.relief_gain = t.time("relief gain", || {
+                                    relief_gain(&base_maps.view(), &maps.view(), &r.affine())
+                                });
                                 later_maps = Some(maps);
                                 return Ok(r);
                             }

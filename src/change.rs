@@ -17,10 +17,12 @@
 //! plane, which the caller turns into the uncertainty of the change.
 
 use ndarray::{Array2, ArrayView2};
+use serde::{Deserialize, Serialize};
 
 use crate::analyze::{Analysis, ReliefMap};
-use crate::filters::{bilinear, solve3};
+use crate::filters::{bilinear, gaussian_separable, solve3};
 use crate::register::Affine;
+use rayon::prelude::*;
 
 /// Ring noise σ a footprint pixel must lie below the reference (segmentation's `ring_k`).
 const RING_K: f64 = 2.0;
@@ -38,6 +40,8 @@ pub struct SessionMaps<'a> {
     pub factor: usize,
     /// Relief units per processing pixel.
     pub unit_per_px: f64,
+    /// Light azimuth of the session (degrees, DOMAIN.md §4, in its own photo's frame).
+    pub light_azimuth_deg: f64,
 }
 
 impl<'a> SessionMaps<'a> {
@@ -49,6 +53,7 @@ impl<'a> SessionMaps<'a> {
             scar_labels: &r.scar_labels,
             factor: a.processing.factor.max(1),
             unit_per_px: a.processing.mm_per_px,
+            light_azimuth_deg: a.light.azimuth_deg,
         }
     }
 }
@@ -313,6 +318,324 @@ pub fn measure_pair(
     })
 }
 
+/// Smallest correlation of the two sessions' healthy texture for [`relief_gain`] to be
+/// applied: below it the texture is mostly noise in one photo or the other, and the
+/// amplitude ratio would measure the noise.
+pub const MIN_GAIN_CORRELATION: f64 = 0.5;
+
+/// Extra blur tried on either photo to match their sharpness, baseline processing pixels:
+/// up to 1.5 (0.15 mm at the default processing scale; sub-surface scattering, focus and
+/// compression differ between photos by less).
+const MAX_EXTRA_BLUR_PX: f64 = 1.5;
+
+/// Step of the extra-blur search, baseline processing pixels (refined by a parabola).
+const BLUR_STEP_PX: f64 = 0.5;
+
+/// Smoothing of the mixed derivative: the finest scale the reliefs resolve, one baseline
+/// processing pixel.
+const GAIN_SIGMA_PX: f64 = 1.0;
+
+/// Windows per side [`relief_gain`] compares at most, and their largest side (baseline
+/// processing pixels): up to 16 windows of 128 px, about 0.26 M pixels on any photo.
+const GAIN_TILES: usize = 4;
+const GAIN_TILE_PX: usize = 128;
+
+/// How a later session's relief scale compares with the baseline's ([`relief_gain`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ReliefGain {
+    /// Factor that puts the later session's heights on the baseline's scale (its depths,
+    /// mean depths and volumes are multiplied by it when `applied`).
+    pub gain: f64,
+    /// One-σ uncertainty of the factor: sampling, plus the share of the texture the two
+    /// photos do not have in common (1 − correlation), which may bias the amplitude ratio.
+    pub sd: f64,
+    /// Correlation of the two sessions' healthy texture (mixed second derivative).
+    pub correlation: f64,
+    /// Healthy baseline processing pixels compared.
+    pub pixels: usize,
+    /// Blur added to match the two photos' sharpness, baseline processing pixels: positive
+    /// on the later photo, negative on the baseline.
+    pub matched_blur_px: f64,
+    /// Whether the factor was applied (correlation at least [`MIN_GAIN_CORRELATION`]).
+    pub applied: bool,
+}
+
+impl ReliefGain {
+    /// The factor to apply to the later session's depths: `gain` when applied, else 1.
+    pub fn factor(&self) -> f64 {
+        if self.applied {
+            self.gain
+        } else {
+            1.0
+        }
+    }
+
+    /// Relative one-σ uncertainty of [`ReliefGain::factor`] (0 when not applied).
+    pub fn rel_sd(&self) -> f64 {
+        if self.applied && self.gain > 0.0 {
+            self.sd / self.gain
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The second derivative ∂u∂v of `h` smoothed by a Gaussian of `sigma` px, per px².
+fn mixed_derivative(h: &ArrayView2<f32>, sigma: f64, u: [f64; 2], v: [f64; 2]) -> Array2<f32> {
+    let g = crate::filters::gaussian(h, sigma as f32);
+    let (hh, ww) = g.dim();
+    let (cxx, cxy, cyy) = (
+        (u[0] * v[0]) as f32,
+        (u[0] * v[1] + u[1] * v[0]) as f32,
+        (u[1] * v[1]) as f32,
+    );
+    Array2::from_shape_fn((hh, ww), |(y, x)| {
+        if y == 0 || x == 0 || y + 1 >= hh || x + 1 >= ww {
+            return 0.0;
+        }
+        let c = g[[y, x]];
+        let gxx = g[[y, x + 1]] - 2.0 * c + g[[y, x - 1]];
+        let gyy = g[[y + 1, x]] - 2.0 * c + g[[y - 1, x]];
+        let gxy =
+            0.25 * (g[[y + 1, x + 1]] - g[[y + 1, x - 1]] - g[[y - 1, x + 1]] + g[[y - 1, x - 1]]);
+        cxx * gxx + cxy * gxy + cyy * gyy
+    })
+}
+
+/// The factor that puts `after`'s relief on `before`'s scale, from the healthy skin both
+/// photos show. Each session's relief is right along its own light direction u_k but scaled
+/// by whatever set that photo's shading contrast (the ambient light's share, an assumed or
+/// estimated elevation): ∂_{u_k} h_k ≈ g_k ∂_{u_k} h. The mixed derivative ∂_{u_0} ∂_{u_1} of
+/// either session's relief is then g_k ∂_{u_0} ∂_{u_1} h whatever the two directions
+/// (derivatives commute), so over healthy texture the two maps of it differ by g_0 / g_1
+/// alone: the comparison needs neither isotropic texture nor the same light. It is made at
+/// the finest scale the reliefs resolve (one baseline processing pixel), after blurring the
+/// sharper photo to match the other (the extra blur that best correlates the two maps:
+/// scattering under the skin and focus differ between photos and weigh on fine texture);
+/// the factor is the ratio of the two maps' amplitudes. `to_baseline` maps `after` camera
+/// pixels to `before` camera pixels. None without enough shared healthy skin, or when the
+/// two textures do not correlate at all.
+pub fn relief_gain(
+    before: &SessionMaps,
+    after: &SessionMaps,
+    to_baseline: &Affine,
+) -> Option<ReliefGain> {
+    let inv = to_baseline.inverse()?;
+    let (h0, w0) = before.height.dim();
+    let (h1, w1) = after.height.dim();
+    if before.labels.dim() != (h0, w0) || after.labels.dim() != (h1, w1) {
+        return None;
+    }
+    let (f0, f1) = (before.factor as f64, after.factor as f64);
+    // Baseline processing pixels per later processing pixel.
+    let b_per_a = f1 * to_baseline.scale() / f0;
+    if !(b_per_a.is_finite() && b_per_a > 0.0) {
+        return None;
+    }
+    let theta = to_baseline.rotation_deg().to_radians();
+    let dir = |az: f64| {
+        let a = az.to_radians();
+        [a.cos(), -a.sin()]
+    };
+    let rot = |v: [f64; 2], t: f64| {
+        let (sn, cs) = t.sin_cos();
+        [cs * v[0] - sn * v[1], sn * v[0] + cs * v[1]]
+    };
+    let (u0, u1) = (dir(before.light_azimuth_deg), dir(after.light_azimuth_deg));
+    // Each photo's own directions: the later one's turned into the baseline frame and back.
+    let (v0, v1) = ((u0, rot(u1, theta)), (rot(u0, -theta), u1));
+    // Healthy skin in both photos, kept clear of scars by the widest smoothing's reach.
+    let widest = (GAIN_SIGMA_PX * GAIN_SIGMA_PX + MAX_EXTRA_BLUR_PX * MAX_EXTRA_BLUR_PX).sqrt();
+    let (r0, r1) = (
+        (3.0 * widest).ceil() as usize + 1,
+        (3.0 * widest / b_per_a).ceil() as usize + 1,
+    );
+    // Crop margins: both smoothings' reach (the derivative's, then the matching blur's),
+    // which also covers the scars' clearance.
+    let reach = 3.0 * (GAIN_SIGMA_PX + MAX_EXTRA_BLUR_PX) + 2.0;
+    let m0 = (reach.ceil() as usize).max(r0);
+    let m1 = ((reach / b_per_a).ceil() as usize).max(r1);
+    // Baseline processing pixel → later processing pixel (pixel centres).
+    let centre = |f: f64| Affine([[f, 0.0, (f - 1.0) / 2.0], [0.0, f, (f - 1.0) / 2.0]]);
+    let proc = centre(f1).inverse()?.compose(&inv.compose(&centre(f0)));
+    let to_after = |x: usize, y: usize| proc.apply([x as f64, y as f64]);
+    // Later-session second derivatives per baseline pixel².
+    let to_base2 = (1.0 / (b_per_a * b_per_a)) as f32;
+    let tiles: Vec<GainTile> = tile_boxes(w0, h0, m0)
+        .into_par_iter()
+        .filter_map(|[x0, y0, x1, y1]| {
+            // The later photo's crop: the tile's corners mapped, grown by its margin.
+            let [lx, ly, hx, hy] =
+                proc.map_box([x0 as f64, y0 as f64, (x1 - 1) as f64, (y1 - 1) as f64]);
+            let clampi = |v: f64, n: usize| v.clamp(0.0, n as f64) as usize;
+            let (ax0, ay0) = (
+                clampi(lx.floor() - m1 as f64, w1),
+                clampi(ly.floor() - m1 as f64, h1),
+            );
+            let (ax1, ay1) = (
+                clampi(hx.ceil() + 1.0 + m1 as f64, w1),
+                clampi(hy.ceil() + 1.0 + m1 as f64, h1),
+            );
+            if ax0 >= ax1 || ay0 >= ay1 {
+                return None;
+            }
+            let (cy0, cx0) = (y0 - m0, x0 - m0);
+            let win0 = ndarray::s![cy0..y1 + m0, cx0..x1 + m0];
+            let win1 = ndarray::s![ay0..ay1, ax0..ax1];
+            let near0 = dilate(&before.labels.slice(win0).mapv(|l| l != 0), r0);
+            let near1 = dilate(&after.labels.slice(win1).mapv(|l| l != 0), r1);
+            let m = m1 as f64;
+            let mut samples = Vec::new();
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    if near0[[y - cy0, x - cx0]] {
+                        continue;
+                    }
+                    let [qx, qy] = to_after(x, y);
+                    if qx >= m
+                        && qy >= m
+                        && qx <= (w1 - 1) as f64 - m
+                        && qy <= (h1 - 1) as f64 - m
+                        && !near1[[qy.round() as usize - ay0, qx.round() as usize - ax0]]
+                    {
+                        samples.push(([y - cy0, x - cx0], [qx - ax0 as f64, qy - ay0 as f64]));
+                    }
+                }
+            }
+            if samples.is_empty() {
+                return None;
+            }
+            let crop0 = before.height.slice(win0);
+            let crop1 = after.height.slice(win1);
+            let mut d1 = mixed_derivative(&crop1, GAIN_SIGMA_PX / b_per_a, v1.0, v1.1);
+            d1.mapv_inplace(|v| v * to_base2);
+            Some(GainTile {
+                d0: mixed_derivative(&crop0, GAIN_SIGMA_PX, v0.0, v0.1),
+                d1,
+                samples,
+            })
+        })
+        .collect();
+    let pixels: usize = tiles.iter().map(|t| t.samples.len()).sum();
+    if pixels < 100 {
+        return None;
+    }
+    // Signed extra blur t, baseline pixels: on the later photo when positive, on the
+    // baseline when negative. The derivative maps are blurred (Gaussians compose).
+    let eval = |t: f64| {
+        let parts: Vec<[f64; 3]> = tiles
+            .par_iter()
+            .map(|tile| {
+                let blurred;
+                let (d0, d1) = if t > 0.0 {
+                    blurred = gaussian_separable(&tile.d1.view(), (t / b_per_a) as f32);
+                    (&tile.d0, &blurred)
+                } else if t < 0.0 {
+                    blurred = gaussian_separable(&tile.d0.view(), (-t) as f32);
+                    (&blurred, &tile.d1)
+                } else {
+                    (&tile.d0, &tile.d1)
+                };
+                let mut s = [0f64; 3];
+                for &([y, x], [qx, qy]) in &tile.samples {
+                    if let Some(yv) = bilinear(&d1.view(), qx, qy) {
+                        let xv = d0[[y, x]] as f64;
+                        s[0] += xv * xv;
+                        s[1] += yv * yv;
+                        s[2] += xv * yv;
+                    }
+                }
+                s
+            })
+            .collect();
+        let s = parts
+            .iter()
+            .fold([0f64; 3], |a, p| [a[0] + p[0], a[1] + p[1], a[2] + p[2]]);
+        let corr = if s[0] > 0.0 && s[1] > 0.0 {
+            s[2] / (s[0] * s[1]).sqrt()
+        } else {
+            f64::NEG_INFINITY
+        };
+        (corr, s)
+    };
+    let n_steps = (MAX_EXTRA_BLUR_PX / BLUR_STEP_PX).round() as i32;
+    let grid: Vec<(f64, (f64, [f64; 3]))> = (-n_steps..=n_steps)
+        .map(|i| {
+            let t = i as f64 * BLUR_STEP_PX;
+            (t, eval(t))
+        })
+        .collect();
+    let best = (0..grid.len()).fold(0, |b, i| if grid[i].1 .0 > grid[b].1 .0 { i } else { b });
+    // Refine between the neighbours of the best step (parabola through the three).
+    let mut pick = grid[best];
+    if best > 0 && best + 1 < grid.len() {
+        let (ym, y0, yp) = (grid[best - 1].1 .0, grid[best].1 .0, grid[best + 1].1 .0);
+        let den = ym - 2.0 * y0 + yp;
+        if den < 0.0 {
+            let t = grid[best].0 + 0.5 * BLUR_STEP_PX * (ym - yp) / den;
+            let refined = eval(t);
+            if refined.0 > pick.1 .0 {
+                pick = (t, refined);
+            }
+        }
+    }
+    let (t, (correlation, [sxx, syy, _])) = pick;
+    if correlation.is_nan() || correlation <= 0.0 {
+        return None;
+    }
+    let gain = (sxx / syy).sqrt();
+    // Independent samples: about one per smoothing disc (σ = 1 px).
+    let n_eff = (pixels as f64 / (4.0 * std::f64::consts::PI)).max(1.0);
+    let sampling = ((1.0 - correlation * correlation) / n_eff).sqrt();
+    let sd = gain * (1.0 - correlation).hypot(sampling);
+    Some(ReliefGain {
+        gain,
+        sd,
+        correlation,
+        pixels,
+        matched_blur_px: t,
+        applied: correlation >= MIN_GAIN_CORRELATION,
+    })
+}
+
+/// One window of [`relief_gain`]: both photos' mixed derivatives over it (each with its
+/// margin) and the healthy pixels compared (baseline crop index, later crop position).
+struct GainTile {
+    d0: Array2<f32>,
+    d1: Array2<f32>,
+    samples: Vec<([usize; 2], [f64; 2])>,
+}
+
+/// Windows [`relief_gain`] compares, `[x0, y0, x1, y1)` in a `w`×`h` map, each at least
+/// `margin` from the border: the whole interior cut into up to `GAIN_TILES`² windows of at
+/// most `GAIN_TILE_PX` a side, spread evenly over it (a bounded cost on any photo).
+fn tile_boxes(w: usize, h: usize, margin: usize) -> Vec<[usize; 4]> {
+    let spans = |n: usize| -> Vec<(usize, usize)> {
+        let inner = n.saturating_sub(2 * margin);
+        if inner == 0 {
+            return Vec::new();
+        }
+        let count = inner.div_ceil(GAIN_TILE_PX).min(GAIN_TILES);
+        let size = inner.div_ceil(count).min(GAIN_TILE_PX);
+        let room = inner - size;
+        (0..count)
+            .map(|i| {
+                let start = margin
+                    + if count > 1 {
+                        i * room / (count - 1)
+                    } else {
+                        room / 2
+                    };
+                (start, start + size)
+            })
+            .collect()
+    };
+    let (xs, ys) = (spans(w), spans(h));
+    ys.iter()
+        .flat_map(|&(y0, y1)| xs.iter().map(move |&(x0, x1)| [x0, y0, x1, y1]))
+        .collect()
+}
+
 /// Binary dilation by a square of half-width `r` (separable running OR).
 fn dilate(m: &Array2<bool>, r: usize) -> Array2<bool> {
     let (h, w) = m.dim();
@@ -387,6 +710,7 @@ mod tests {
             scar_labels: sl,
             factor: 1,
             unit_per_px: 0.1,
+            light_azimuth_deg: 0.0,
         }
     }
 
@@ -484,5 +808,95 @@ mod tests {
         let m = maps(&z, &l, &sl);
         let b = bbox([40.0, 40.0], 8.0);
         assert!(measure_pair(&m, 0, &m, 0, &Affine::IDENTITY, b, b).is_none());
+    }
+
+    /// Healthy texture (a sum of sinusoids, wavelengths 5–16 px) in baseline pixel
+    /// coordinates, with a pit of label 1 at `pit` (radius 15 px) that does not follow it.
+    fn textured(seed: u64) -> impl Fn([f64; 2]) -> f64 {
+        let mut state = seed;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let waves: Vec<[f64; 4]> = (0..40)
+            .map(|_| {
+                let (lambda, dir, phase) = (5.0 + 11.0 * next(), 6.3 * next(), 6.3 * next());
+                let k = std::f64::consts::TAU / lambda;
+                [k * dir.cos(), k * dir.sin(), phase, 0.002 + 0.002 * next()]
+            })
+            .collect();
+        move |p| {
+            waves
+                .iter()
+                .map(|w| w[3] * (w[0] * p[0] + w[1] * p[1] + w[2]).sin())
+                .sum()
+        }
+    }
+
+    /// A baseline and a later relief of the same texture: the later photo framed by
+    /// `to_base` (later pixel → baseline pixel), lit from its own azimuth, its heights scaled
+    /// by `g` and distorted by a ridge field that is constant along its light direction (what
+    /// a single photo's integration cannot see), and a pit inside each scar label that is
+    /// not scaled at all. `same` false: the later photo shows a different texture.
+    fn gain_of(g: f64, same: bool) -> Option<ReliefGain> {
+        let (w, h) = (220usize, 180usize);
+        let to_base = Affine::similarity(1.04, 3f64.to_radians(), 12.0, -8.0);
+        let from_base = to_base.inverse().unwrap();
+        let (az0, az1) = (30f64, 120f64);
+        let tex0 = textured(7);
+        let tex1 = textured(if same { 7 } else { 8 });
+        let c0 = [110.0, 90.0];
+        let c1 = from_base.apply(c0);
+        let pit = |p: [f64; 2], c: [f64; 2]| {
+            let d2 = (p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2);
+            (d2 < 225.0, -0.3 * (-d2 / 60.0).exp())
+        };
+        let z0 = Array2::from_shape_fn((h, w), |(y, x)| {
+            let p = [x as f64, y as f64];
+            (tex0(p) + pit(p, c0).1) as f32
+        });
+        let l0 = Array2::from_shape_fn((h, w), |(y, x)| u32::from(pit([x as f64, y as f64], c0).0));
+        // Across the later light: n1 ⟂ u1 = (cos az1, −sin az1).
+        let n1 = [az1.to_radians().sin(), az1.to_radians().cos()];
+        let z1 = Array2::from_shape_fn((h, w), |(y, x)| {
+            let p = [x as f64, y as f64];
+            let s = n1[0] * p[0] + n1[1] * p[1];
+            let ridge = 0.01 * (0.4 * s).sin() + 0.002 * s;
+            (g * tex1(to_base.apply(p)) + ridge + pit(p, c1).1) as f32
+        });
+        let l1 = Array2::from_shape_fn((h, w), |(y, x)| u32::from(pit([x as f64, y as f64], c1).0));
+        let sl = [1u32];
+        let m0 = SessionMaps {
+            light_azimuth_deg: az0,
+            ..maps(&z0, &l0, &sl)
+        };
+        let m1 = SessionMaps {
+            light_azimuth_deg: az1,
+            ..maps(&z1, &l1, &sl)
+        };
+        relief_gain(&m0, &m1, &to_base)
+    }
+
+    #[test]
+    fn the_relief_gain_recovers_a_later_session_scale_under_other_light_and_framing() {
+        for g in [0.7, 1.0, 1.3] {
+            let r = gain_of(g, true).expect("enough shared skin");
+            assert!(r.applied && r.correlation > 0.95, "{g}: {r:?}");
+            assert!((r.factor() * g - 1.0).abs() < 0.03, "{g}: {r:?}");
+            assert!(r.matched_blur_px.abs() <= 0.5, "{g}: {r:?}");
+            assert!(r.sd < 0.1 * r.gain && r.pixels > 20_000, "{g}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn the_relief_gain_is_not_applied_between_unrelated_textures() {
+        // None when the textures do not correlate at all, else measured but not applied.
+        if let Some(r) = gain_of(0.7, false) {
+            assert!(!r.applied && r.correlation < 0.3, "{r:?}");
+            assert_eq!(r.factor(), 1.0);
+            assert_eq!(r.rel_sd(), 0.0);
+        }
     }
 }

@@ -14,7 +14,7 @@ use crate::analyze::{
     analyze_keeping_relief_timed, processing_reduction, Analysis, AnalysisError, AnalyzeParams,
     Calibration,
 };
-use crate::change::SessionMaps;
+use crate::change::{relief_gain, SessionMaps};
 use crate::load::{PlaneSource, Prereduced};
 use crate::register::{register, RegisterError, RegisterParams, Registration, RegistrationPlane};
 use crate::timings::Timings;
@@ -102,6 +102,7 @@ pub fn session_input<'a>(
         height,
         mm_per_px: a.calibration.mm_per_px,
         processing_factor: a.processing.factor,
+        relief_gain: None,
     }
 }
 
@@ -160,8 +161,16 @@ pub fn compare_timed<P: PlaneSource + ?Sized>(
     t.merge(&ta);
     let (b, rb) = b.map_err(CompareError::Before)?;
     let (a, ra) = a.map_err(CompareError::After)?;
-    // The relief maps live only for the paired measurement of the changes.
+    // The relief maps live only for the relief scale and the paired measurement of changes.
+    let maps = [SessionMaps::new(&b, &rb), SessionMaps::new(&a, &ra)];
+    let gain = t.time("relief gain", || {
+        relief_gain(&maps[0], &maps[1], &reg.affine())
+    });
     let series = t.time("track", || {
+        let after_input = SessionInput {
+            relief_gain: gain,
+            ..session_input(&a, &reg, after.width(), after.height())
+        };
         track_series_with_maps(
             &[
                 session_input(
@@ -170,12 +179,9 @@ pub fn compare_timed<P: PlaneSource + ?Sized>(
                     before.width(),
                     before.height(),
                 ),
-                session_input(&a, &reg, after.width(), after.height()),
+                after_input,
             ],
-            &[
-                Some(SessionMaps::new(&b, &rb)),
-                Some(SessionMaps::new(&a, &ra)),
-            ],
+            &maps.map(Some),
             tp,
         )
     });
@@ -274,21 +280,37 @@ mod tests {
         assert_eq!(null.one_track_id, null.detected_throughout);
     }
 
-    /// Change-measurement targets of the issue. They still fail with the paired measurement:
-    /// the relief map of one scar differs between photos lit differently (null series: paired
+    /// The sign of depth change, where the true change exceeds the stated uncertainty, is
+    /// right for ≥ 90 % of scars (issue target). Seeds 500–503: 46/47 with each later
+    /// session's relief put on the baseline's scale (`change::relief_gain`), 37/43 (86 %)
+    /// without it.
+    #[test]
+    fn phantom_series_read_the_sign_of_depth_change_right() {
+        let t = pooled(&[500, 501, 502, 503], true);
+        let sign = frac(t.sign_right, t.significant);
+        assert!(t.significant >= 30, "{t:?}");
+        assert!(
+            sign >= 0.90,
+            "sign {sign:.3} ({}/{})",
+            t.sign_right,
+            t.significant
+        );
+    }
+
+    /// Change-measurement targets of the issue that still fail: the relief map of one scar
+    /// differs between photos lit differently beyond one scale per photo (null series: paired
     /// depth log-ratio σ 0.26, see the README), which a common support cannot cancel.
-    /// Measured on seeds 500–505 (`compare_accuracy 6`): 0.69 (depth Spearman), 0.71 (area),
-    /// 59/66 (sign). Run with `cargo test --release -- --ignored` after the relief improves.
+    /// Measured on seeds 500–505 (`compare_accuracy 6`, 2026-11-28): 0.72 (depth Spearman),
+    /// 0.73 (area). Run with `cargo test --release -- --ignored` after the relief improves.
     #[test]
     #[ignore = "fails on single-photo measurement accuracy, not tracking; figures in the README"]
     fn phantom_series_change_estimates_meet_the_issue_targets() {
         let t = pooled(&[500, 501, 502, 503], true);
         let rd = spearman(&t.depth_change_pairs).unwrap_or(0.0);
         let ra = spearman(&t.area_change_pairs).unwrap_or(0.0);
-        let sign = frac(t.sign_right, t.significant);
         assert!(
-            rd >= 0.80 && ra >= 0.85 && sign >= 0.90,
-            "depth rho {rd:.2}, area rho {ra:.2}, sign {sign:.2}"
+            rd >= 0.80 && ra >= 0.85,
+            "depth rho {rd:.2}, area rho {ra:.2}"
         );
     }
 }

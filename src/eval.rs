@@ -689,7 +689,7 @@ pub fn score_phantom_series_with(
         }
         truths.push(truth);
     }
-    let inputs: Vec<_> = analyses
+    let mut inputs: Vec<_> = analyses
         .iter()
         .zip(&regs)
         .map(|((a, _), r)| crate::compare::session_input(a, r, s.width, s.height))
@@ -698,6 +698,7 @@ pub fn score_phantom_series_with(
         .iter()
         .map(|(a, m)| Some(crate::change::SessionMaps::new(a, m)))
         .collect();
+    crate::track::set_relief_gains(&mut inputs, &maps);
     let series = crate::track::track_series_with_maps(&inputs, &maps, tp);
     let found: Vec<Vec<ScarObs>> = analyses
         .iter()

@@ -77,6 +77,16 @@ impl Affine {
         ]))
     }
 
+    /// Bounds `[x0, y0, x1, y1]` of the rectangle with corners (x0, y0) and (x1, y1)
+    /// mapped (of its four mapped corners).
+    pub fn map_box(&self, b: [f64; 4]) -> [f64; 4] {
+        let [x0, y0, x1, y1] = b;
+        let c = [[x0, y0], [x1, y0], [x0, y1], [x1, y1]].map(|p| self.apply(p));
+        let lo = |i: usize| c.iter().map(|p| p[i]).fold(f64::INFINITY, f64::min);
+        let hi = |i: usize| c.iter().map(|p| p[i]).fold(f64::NEG_INFINITY, f64::max);
+        [lo(0), lo(1), hi(0), hi(1)]
+    }
+
     /// Isotropic scale: √|det|.
     pub fn scale(&self) -> f64 {
         let m = &self.0;

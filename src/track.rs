@@ -25,7 +25,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::change::{measure_pair, PairedMeasure, SessionMaps, SupportMeasure};
+use crate::change::{measure_pair, PairedMeasure, ReliefGain, SessionMaps, SupportMeasure};
 use crate::measure::Scar;
 use crate::register::Affine;
 
@@ -46,6 +46,10 @@ pub struct SessionInput<'a> {
     pub mm_per_px: Option<f64>,
     /// Size of the analysis' processing pixel, in this session's camera pixels.
     pub processing_factor: usize,
+    /// This session's relief scale against the baseline's ([`crate::change::relief_gain`]);
+    /// None for the baseline or where it could not be measured. When applied, the session's
+    /// depths, mean depths and volumes are multiplied by it before any change is taken.
+    pub relief_gain: Option<ReliefGain>,
 }
 
 /// Parameters of tracking and of the status rule.
@@ -239,6 +243,10 @@ pub struct Totals {
 pub struct ChangeSummary {
     /// Session index.
     pub session: usize,
+    /// The session's relief scale against the baseline's, applied to its depths and volumes
+    /// (null where it could not be measured; see `change::relief_gain`).
+    #[serde(default)]
+    pub relief_gain: Option<ReliefGain>,
     /// Tracks by status.
     pub counts: StatusCounts,
     /// Totals over the common view.
@@ -287,6 +295,20 @@ fn in_view(s: &SessionInput, q: [f64; 2]) -> bool {
 /// each scar measured by its own session's analysis.
 pub fn track_series(sessions: &[SessionInput], p: &TrackParams) -> Series {
     track_series_with_maps(sessions, &[], p)
+}
+
+/// Each later session's relief scale against the baseline's ([`crate::change::relief_gain`])
+/// where both sessions' maps are given (`maps` parallel to `sessions`); other sessions' gains
+/// are left as they are.
+pub fn set_relief_gains(sessions: &mut [SessionInput], maps: &[Option<SessionMaps>]) {
+    let Some(Some(base)) = maps.first() else {
+        return;
+    };
+    for (s, m) in sessions.iter_mut().zip(maps).skip(1) {
+        if let Some(m) = m {
+            s.relief_gain = crate::change::relief_gain(base, m, &s.to_baseline);
+        }
+    }
 }
 
 /// [`track_series`], measuring each change over the common support of the two sessions
@@ -504,16 +526,18 @@ fn change_of(
         let calibrated = bs.mm_per_px.is_some() && ks.mm_per_px.is_some();
         paired_sides(&pf, sc, calibrated, p.depth_rel_uncertainty)
     });
-    match paired {
-        Some(sides) => change(b, a, sides, "paired", p.area_rel_uncertainty),
-        None => change(
-            b,
-            a,
-            [single_side(b, bs, 1.0), single_side(a, ks, sc)],
+    let (method, [before, after]) = match paired {
+        Some(sides) => ("paired", sides),
+        None => (
             "single_photo",
-            p.area_rel_uncertainty,
+            [single_side(b, bs, 1.0), single_side(a, ks, sc)],
         ),
-    }
+    };
+    let after = match &ks.relief_gain {
+        Some(g) => after.on_baseline_scale(g),
+        None => after,
+    };
+    change(b, a, [before, after], method, p.area_rel_uncertainty)
 }
 
 /// One side of a change: the figures of one session's scar, baseline pixels for px units.
@@ -533,6 +557,24 @@ struct Side {
     edge_px: f64,
     /// The same in mm (None when uncalibrated).
     edge_mm: Option<f64>,
+}
+
+impl Side {
+    /// The side with its depths, mean depth and volume on the baseline's relief scale, and
+    /// the factor's uncertainty added to the depth uncertainty.
+    fn on_baseline_scale(self, g: &ReliefGain) -> Side {
+        let (f, rel) = (g.factor(), g.rel_sd());
+        let unc = |u: f64, d: f64| (u * f).hypot(rel * d * f);
+        Side {
+            depth_mm: self.depth_mm.map(|d| d * f),
+            depth_px: self.depth_px * f,
+            mean_depth_mm: self.mean_depth_mm.map(|d| d * f),
+            volume_mm3: self.volume_mm3.map(|v| v * f),
+            depth_unc_mm: self.depth_unc_mm.zip(self.depth_mm).map(|(u, d)| unc(u, d)),
+            depth_unc_px: unc(self.depth_unc_px, self.depth_px),
+            ..self
+        }
+    }
 }
 
 /// A scar as the single-photo analysis measured it; `sc` = baseline px per session px.
@@ -675,6 +717,7 @@ fn summarize(tracks: &[Track], sessions: &[SessionInput], k: usize) -> ChangeSum
     let mut counts = StatusCounts::default();
     let (mut ab, mut aa, mut vb, mut va) = (0.0, 0.0, 0.0, 0.0);
     let calibrated = sessions[0].mm_per_px.is_some() && sessions[k].mm_per_px.is_some();
+    let gain = sessions[k].relief_gain.map_or(1.0, |g| g.factor());
     for t in tracks {
         let Some(st) = t.status[k] else { continue };
         match st {
@@ -696,13 +739,14 @@ fn summarize(tracks: &[Track], sessions: &[SessionInput], k: usize) -> ChangeSum
         if let Some(a) = &t.observations[k] {
             let s = &sessions[k].scars[a.index];
             aa += s.area_mm2.unwrap_or(0.0);
-            va += s.volume_mm3.unwrap_or(0.0);
+            va += s.volume_mm3.unwrap_or(0.0) * gain;
         }
     }
     let cal = |v: f64| calibrated.then_some(v);
     let pct = |d: f64, b: f64| (calibrated && b > 0.0).then(|| 100.0 * d / b);
     ChangeSummary {
         session: k,
+        relief_gain: sessions[k].relief_gain,
         counts,
         totals: Totals {
             total_area_before_mm2: cal(ab),
@@ -859,6 +903,7 @@ mod tests {
             height: 300,
             mm_per_px: Some(0.05),
             processing_factor: 2,
+            relief_gain: None,
         }
     }
 
@@ -961,6 +1006,7 @@ mod tests {
                 scar_labels: &labels,
                 factor: 2,
                 unit_per_px: 0.1,
+                light_azimuth_deg: 0.0,
             })
         });
         let paired = track_series_with_maps(&sessions, &maps, &p);

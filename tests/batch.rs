@@ -320,6 +320,7 @@ fn jobs_1_and_2_write_byte_identical_outputs() {
         "segment",
         "overlay",
         "register",
+        "relief gain",
         "track",
         "html",
         "csv",

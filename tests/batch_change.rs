@@ -17,7 +17,7 @@ use scarscope::load::{decode_path, LoadLimits, PlaneSource};
 use scarscope::phantom::{Subject, SubjectConfig};
 use scarscope::register::{register, RegisterParams, Registration, RegistrationPlane};
 use scarscope::study::{Settings, Study};
-use scarscope::track::{track_series_with_maps, TrackParams};
+use scarscope::track::{set_relief_gains, track_series_with_maps, TrackParams};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -163,7 +163,7 @@ fn batch_tracks_of_a_three_session_subject_equal_the_whole_series_tracked_at_onc
         baseline_plane.get_or_insert(plane);
         sizes.push((img.photo.width(), img.photo.height()));
     }
-    let inputs: Vec<_> = analyses
+    let mut inputs: Vec<_> = analyses
         .iter()
         .zip(&registrations)
         .zip(&sizes)
@@ -173,6 +173,7 @@ fn batch_tracks_of_a_three_session_subject_equal_the_whole_series_tracked_at_onc
         .iter()
         .map(|(a, r)| Some(SessionMaps::new(a, r)))
         .collect();
+    set_relief_gains(&mut inputs, &maps);
     let series = track_series_with_maps(&inputs, &maps, &TrackParams::default());
 
     let tracks = serde_json::to_value(&series.tracks).expect("tracks serialise");
@@ -186,6 +187,15 @@ fn batch_tracks_of_a_three_session_subject_equal_the_whole_series_tracked_at_onc
     }
     assert_eq!(view["tracks"], tracks, "tracks, statuses and changes");
     assert_eq!(view["summaries"], summaries, "per-session summaries");
+    // Both later sessions' relief scales were measured and applied, in batch as here.
+    for (k, sm) in series.summaries.iter().enumerate() {
+        let g = sm.relief_gain.expect("relief scale measured");
+        assert!(g.applied, "session {}: {g:?}", k + 1);
+        assert_eq!(
+            view["sessions"][k + 1]["relief_gain"],
+            serde_json::to_value(g).expect("gain")
+        );
+    }
     // The test can fail only if the series exercises what batch does incrementally: scars
     // followed into the third session with changes measured paired there.
     let paired_in_third = series

@@ -262,6 +262,7 @@ fn compare_timings_name_every_stage_on_stderr_and_leave_the_document_unchanged()
         "register",
         "normalise",
         "segment",
+        "relief gain",
         "track",
         "report",
         "write",

@@ -70,6 +70,11 @@ pub struct CompareSummary {
     pub totals: Totals,
     /// The rule that set each status.
     pub status_rule: String,
+    /// The after photo's relief scale against the before photo's (`change::relief_gain`),
+    /// applied to its depths and volumes before any change is taken; null where it could not
+    /// be measured.
+    #[serde(default)]
+    pub relief_gain: Option<crate::change::ReliefGain>,
     /// Each photo's own analysis summary.
     pub analyses: Pair<Summary>,
 }
@@ -102,7 +107,7 @@ pub struct CompareDoc {
 /// The status rule in words, with the parameters used.
 pub fn status_rule(p: &TrackParams) -> String {
     format!(
-        "both photos are measured over the same support (one reference ring, one footprint rule); a change counts when it exceeds {:.1} × its combined one-sigma uncertainty sqrt(u_before² + u_after²); depth uses the ring noise of each photo plus {:.0} % of the depth, area uses {:.0} % of the area plus one processing pixel along the perimeter; improved = depth or area down and neither up, worsened = the reverse, otherwise stable",
+        "both photos are measured over the same support (one reference ring, one footprint rule), the after photo's depths and volumes first put on the before photo's relief scale (summary.relief_gain, where applied); a change counts when it exceeds {:.1} × its combined one-sigma uncertainty sqrt(u_before² + u_after²); depth uses the ring noise of each photo plus {:.0} % of the depth, area uses {:.0} % of the area plus one processing pixel along the perimeter; improved = depth or area down and neither up, worsened = the reverse, otherwise stable",
         p.k_sigma,
         100.0 * p.depth_rel_uncertainty,
         100.0 * p.area_rel_uncertainty
@@ -111,20 +116,12 @@ pub fn status_rule(p: &TrackParams) -> String {
 
 /// Map an after scar into before-image pixels.
 fn to_before(s: &Scar, m: &Affine) -> Scar {
-    let [x0, y0, x1, y1] = s.bbox_px.map(f64::from);
-    let corners = [[x0, y0], [x1, y0], [x0, y1], [x1, y1]].map(|c| m.apply(c));
-    let lo = |i: usize| corners.iter().map(|c| c[i]).fold(f64::INFINITY, f64::min);
-    let hi = |i: usize| {
-        corners
-            .iter()
-            .map(|c| c[i])
-            .fold(f64::NEG_INFINITY, f64::max)
-    };
+    let [x0, y0, x1, y1] = m.map_box(s.bbox_px.map(f64::from));
     let clamp = |v: f64| v.round().max(0.0) as u32;
     let sc = m.scale();
     Scar {
         centroid_px: m.apply(s.centroid_px),
-        bbox_px: [clamp(lo(0)), clamp(lo(1)), clamp(hi(0)), clamp(hi(1))],
+        bbox_px: [x0, y0, x1, y1].map(clamp),
         area_px: s.area_px * sc * sc,
         depth_px: s.depth_px * sc,
         ..s.clone()
@@ -186,6 +183,7 @@ pub fn compare_doc(
         counts_by_status: s.map(|s| s.counts).unwrap_or_default(),
         totals: s.map(|s| s.totals.clone()).unwrap_or_default(),
         status_rule: status_rule(&params.tracking),
+        relief_gain: s.and_then(|s| s.relief_gain),
         analyses: Pair {
             before: c.before.summary.clone(),
             after: c.after.summary.clone(),

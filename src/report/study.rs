@@ -51,6 +51,11 @@ pub struct ViewSession {
     /// This photo's pixels → the view's baseline photo's pixels (identity for the baseline;
     /// null when the photo could not be registered, see `failures`).
     pub registration: Option<Registration>,
+    /// This photo's relief scale against the baseline photo's, measured on the healthy skin
+    /// both show (`change::relief_gain`); null for the baseline, when the photo was not
+    /// registered, or when it could not be measured.
+    #[serde(default)]
+    pub relief_gain: Option<crate::change::ReliefGain>,
     /// The `analyze` document of the photo (its `input.path` relative to the study root
     /// unless `--absolute-paths`).
     pub analysis: Option<AnalyzeDoc>,
