@@ -3,7 +3,7 @@
 //! Light given (truth) unless LIGHT=estimated; AMBIENT=given also gives each session's ambient
 //! light from the truth (otherwise the analysis assumes its default); K=<k_sigma> overrides the status threshold;
 //! SEED=<first seed> (default 500) checks other subjects; PAIRS=1 prints each tracked scar's true
-//! and estimated depth change (mm) and area change (mm²).
+//! and estimated depth change (mm) and area change (mm²), `-` where one was not estimated.
 use scarscope::eval::{score_phantom_series_with, spearman, SeriesScores};
 use scarscope::phantom::{Subject, SubjectConfig};
 use scarscope::register::RegisterParams;
@@ -46,18 +46,14 @@ fn main() {
             spearman(&sc.area_change_pairs).map(|v| (v * 100.0).round() / 100.0),
         );
         if std::env::var_os("PAIRS").is_some() {
-            for ((d, a), k) in sc
-                .depth_change_pairs
-                .iter()
-                .zip(&sc.area_change_pairs)
-                .zip(&sc.area_change_scars)
-            {
+            let f = |v: Option<(f64, f64)>| {
+                v.map_or("- -".to_string(), |(t, e)| format!("{t:.4} {e:.4}"))
+            };
+            for k in &sc.change_scars {
                 println!(
-                    "PAIR {seed} {:.4} {:.4} {:.4} {:.4} {} {:.3} id {} session {}",
-                    d.0,
-                    d.1,
-                    a.0,
-                    a.1,
+                    "PAIR {seed} {} {} {} {:.3} id {} session {}",
+                    f(k.depth_change),
+                    f(k.area_change),
                     k.kind.as_str(),
                     k.area_mm2,
                     k.id,

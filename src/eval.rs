@@ -475,8 +475,9 @@ pub struct SeriesScores {
     pub depth_change_pairs: Vec<(f64, f64)>,
     /// (true, estimated) area change, mm², for correctly tracked scars.
     pub area_change_pairs: Vec<(f64, f64)>,
-    /// The true scar behind each `area_change_pairs` entry.
-    pub area_change_scars: Vec<ChangeScar>,
+    /// Every correctly tracked scar with a change, with both its pairs (the two pair lists
+    /// above hold only the figures that exist, so they do not line up one to one).
+    pub change_scars: Vec<ChangeScar>,
     /// Correctly tracked scars whose true depth change exceeds the stated uncertainty.
     pub significant: usize,
     /// Of those, how many have the right sign of depth change.
@@ -500,6 +501,10 @@ pub struct ChangeScar {
     pub id: u32,
     /// Index of the later session.
     pub session: usize,
+    /// (true, estimated) max-depth change, mm, when estimated.
+    pub depth_change: Option<(f64, f64)>,
+    /// (true, estimated) area change, mm², when estimated.
+    pub area_change: Option<(f64, f64)>,
 }
 
 /// Score a tracked series against the truth of each session and each session's detections.
@@ -575,15 +580,18 @@ pub fn evaluate_series(
                         }
                     }
                 }
-                if let Some(da) = ch.area_change_mm2 {
-                    out.area_change_pairs.push((tk.area_mm2 - ts0.area_mm2, da));
-                    out.area_change_scars.push(ChangeScar {
-                        kind: ts0.kind,
-                        area_mm2: ts0.area_mm2,
-                        id: ts0.id,
-                        session: k,
-                    });
-                }
+                let area_change = ch
+                    .area_change_mm2
+                    .map(|da| (tk.area_mm2 - ts0.area_mm2, da));
+                out.area_change_pairs.extend(area_change);
+                out.change_scars.push(ChangeScar {
+                    kind: ts0.kind,
+                    area_mm2: ts0.area_mm2,
+                    id: ts0.id,
+                    session: k,
+                    depth_change: ch.depth_change_mm.map(|dd| (true_dd, dd)),
+                    area_change,
+                });
             }
         }
         if all {
@@ -620,7 +628,7 @@ impl SeriesScores {
         self.one_track_id += s.one_track_id;
         self.depth_change_pairs.extend(s.depth_change_pairs);
         self.area_change_pairs.extend(s.area_change_pairs);
-        self.area_change_scars.extend(s.area_change_scars);
+        self.change_scars.extend(s.change_scars);
         for (k, v) in s.status_counts {
             *self.status_counts.entry(k).or_default() += v;
         }

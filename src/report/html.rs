@@ -299,7 +299,8 @@ pub fn compare_page(doc: &CompareDoc, overlay: Option<&RgbImage>) -> Result<Stri
             &doc.calibration.after.mm_per_px,
             &doc.calibration.after.source,
             &doc.light.after,
-            fmt_registration(reg.scale, reg.rotation_deg, reg.residual_px, &reg.method),
+            fmt_registration(reg.scale, reg.rotation_deg, reg.residual_px, &reg.method)
+                + &fmt_relief_gain(doc.summary.relief_gain.as_ref()),
         ),
     ];
     let view = ViewModel {
@@ -574,6 +575,24 @@ fn fmt_registration(scale: f64, rotation_deg: f64, residual_px: f64, method: &st
     )
 }
 
+/// The later photo's relief scale against the baseline's, as appended to its registration.
+fn fmt_relief_gain(g: Option<&crate::change::ReliefGain>) -> String {
+    match g {
+        Some(g) if g.applied => format!(
+            "; relief scale ×{} ± {} applied to its depths (texture correlation {})",
+            fmt_num(g.gain, 3),
+            fmt_num(g.sd, 3),
+            fmt_num(g.correlation, 2)
+        ),
+        Some(g) => format!(
+            "; relief scale not applied (texture correlation {} < {})",
+            fmt_num(g.correlation, 2),
+            crate::change::MIN_GAIN_CORRELATION
+        ),
+        None => "; relief scale not measured".into(),
+    }
+}
+
 fn light_source(s: LightSource) -> &'static str {
     match s {
         LightSource::Given => "given",
@@ -844,7 +863,14 @@ fn subject_view(out: &Path, v: &ViewDoc, k: usize) -> Result<ViewModel, HtmlErro
             &a.light,
             vs.registration.as_ref().map_or_else(
                 || "not registered".to_string(),
-                |r| fmt_registration(r.scale, r.rotation_deg, r.residual_px, &r.method),
+                |r| {
+                    let reg = fmt_registration(r.scale, r.rotation_deg, r.residual_px, &r.method);
+                    if v.tracking.baseline.as_deref() == Some(vs.session.as_str()) {
+                        reg
+                    } else {
+                        reg + &fmt_relief_gain(vs.relief_gain.as_ref())
+                    }
+                },
             ),
         ));
     }
@@ -953,6 +979,31 @@ mod tests {
     fn percent_encoding_keeps_unreserved_characters_only() {
         assert_eq!(percent_encode("S01-a_b.c~"), "S01-a_b.c~");
         assert_eq!(percent_encode("a b\"<é"), "a%20b%22%3C%C3%A9");
+    }
+
+    #[test]
+    fn the_relief_scale_reads_applied_not_applied_or_not_measured() {
+        let g = crate::change::ReliefGain {
+            gain: 1.234,
+            sd: 0.05,
+            correlation: 0.93,
+            pixels: 1000,
+            matched_blur_px: 0.0,
+            applied: true,
+        };
+        assert_eq!(
+            fmt_relief_gain(Some(&g)),
+            "; relief scale ×1.234 ± 0.050 applied to its depths (texture correlation 0.93)"
+        );
+        let weak = crate::change::ReliefGain {
+            correlation: 0.3,
+            applied: false,
+            ..g
+        };
+        assert!(
+            fmt_relief_gain(Some(&weak)).contains("not applied (texture correlation 0.30 < 0.5)")
+        );
+        assert_eq!(fmt_relief_gain(None), "; relief scale not measured");
     }
 
     #[test]
