@@ -160,8 +160,9 @@ pub struct Change {
 /// How a change was measured, and the before and after figures it is the difference of.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChangeBasis {
-    /// "paired" (both photos measured over the same support, see the README) or
-    /// "single_photo" (each scar's own analysis figures).
+    /// "paired" (both photos measured over the same support, see the README; maximum depths
+    /// the mean of that reading and each scar's own) or "single_photo" (each scar's own
+    /// analysis figures).
     pub method: String,
     /// Area before, mm² (the after area is before + change).
     pub area_before_mm2: Option<f64>,
@@ -527,7 +528,13 @@ fn change_of(
         paired_sides(&pf, sc, calibrated, p.depth_rel_uncertainty)
     });
     let (method, [before, after]) = match paired {
-        Some(sides) => ("paired", sides),
+        Some([pb, pa]) => (
+            "paired",
+            [
+                pb.with_own_depth(&single_side(b, bs, 1.0)),
+                pa.with_own_depth(&single_side(a, ks, sc)),
+            ],
+        ),
         None => (
             "single_photo",
             [single_side(b, bs, 1.0), single_side(a, ks, sc)],
@@ -560,6 +567,21 @@ struct Side {
 }
 
 impl Side {
+    /// The paired side with its maximum depth the mean of the paired reading (the relief's
+    /// deepest point over the common support) and the scar's own single-photo depth (read
+    /// with its walls paired and its floor fitted, `symmetry`): two readings of one depth
+    /// whose errors are partly independent. Its uncertainty stays the paired reading's.
+    fn with_own_depth(self, own: &Side) -> Side {
+        Side {
+            depth_mm: match (self.depth_mm, own.depth_mm) {
+                (Some(p), Some(o)) => Some(0.5 * (p + o)),
+                (p, _) => p,
+            },
+            depth_px: 0.5 * (self.depth_px + own.depth_px),
+            ..self
+        }
+    }
+
     /// The side with its depths, mean depth and volume on the baseline's relief scale, and
     /// the factor's uncertainty added to the depth uncertainty.
     fn on_baseline_scale(self, g: &ReliefGain) -> Side {
@@ -908,6 +930,34 @@ mod tests {
     }
 
     #[test]
+    fn a_paired_depth_is_the_mean_of_both_readings_and_keeps_its_uncertainty() {
+        let side = |d: Option<f64>, px: f64, unc: Option<f64>| Side {
+            area_mm2: Some(2.0),
+            area_px: 800.0,
+            depth_mm: d,
+            depth_px: px,
+            mean_depth_mm: Some(0.1),
+            volume_mm3: Some(0.2),
+            depth_unc_mm: unc,
+            depth_unc_px: 1.0,
+            edge_px: 2.0,
+            edge_mm: Some(0.1),
+        };
+        let paired = side(Some(0.4), 8.0, Some(0.05));
+        let m = paired.with_own_depth(&side(Some(0.2), 4.0, Some(0.2)));
+        assert!((m.depth_mm.unwrap() - 0.3).abs() < 1e-12 && (m.depth_px - 6.0).abs() < 1e-12);
+        assert_eq!(m.depth_unc_mm, Some(0.05));
+        assert_eq!((m.volume_mm3, m.area_px), (Some(0.2), 800.0));
+        // Without its own calibrated depth the paired reading stands.
+        let u = side(None, 8.0, None).with_own_depth(&side(None, 4.0, None));
+        assert_eq!(u.depth_mm, None);
+        assert_eq!(
+            paired.with_own_depth(&side(None, 4.0, None)).depth_mm,
+            Some(0.4)
+        );
+    }
+
+    #[test]
     fn three_sessions_keep_one_track_id_per_scar_and_new_scars_get_fresh_ids() {
         let s0 = [
             scar(1, 100.0, 100.0, 3.0, 0.3),
@@ -989,11 +1039,14 @@ mod tests {
 
     #[test]
     fn with_relief_maps_the_change_is_measured_paired_not_from_the_single_photo_figures() {
-        // The single-photo figures say 0.3 mm in both sessions; the relief maps say the scar
-        // became 0.08 mm deep.
+        // The single-photo figures say 0.3 mm, then 0.16 mm; the relief maps say the scar
+        // became 0.08 mm deep. Paired, each depth is the mean of both readings: 0.3 before,
+        // 0.12 after, so −0.18 (−0.22 from the maps alone, −0.14 from the figures alone).
         let mut s0 = [scar(1, 101.0, 101.0, 3.0, 0.3)];
         s0[0].bbox_px = [70, 70, 131, 131];
-        let s1 = s0.clone();
+        let mut s1 = s0.clone();
+        s1[0].depth_mm = Some(0.16);
+        s1[0].depth_px = 0.16 / 0.05;
         let (z0, l0) = pit_maps(0.3);
         let (z1, l1) = pit_maps(0.08);
         let labels = [1u32];
@@ -1012,14 +1065,14 @@ mod tests {
         let paired = track_series_with_maps(&sessions, &maps, &p);
         let c = paired.tracks[0].changes[1].as_ref().expect("change");
         assert_eq!(c.basis.method, "paired");
-        assert!((c.depth_change_mm.unwrap() + 0.22).abs() < 0.01, "{c:?}");
+        assert!((c.depth_change_mm.unwrap() + 0.18).abs() < 0.01, "{c:?}");
+        // The area comes from the maps alone (the figures' areas are equal, too).
         assert!(c.area_change_pct.unwrap().abs() < 5.0, "{c:?}");
         assert_eq!(paired.tracks[0].status[1], Some(Status::Improved));
         let single = track_series(&sessions, &p);
         let c = single.tracks[0].changes[1].as_ref().expect("change");
         assert_eq!(c.basis.method, "single_photo");
-        assert_eq!(c.depth_change_mm, Some(0.0));
-        assert_eq!(single.tracks[0].status[1], Some(Status::Stable));
+        assert!((c.depth_change_mm.unwrap() + 0.14).abs() < 1e-9, "{c:?}");
     }
 
     #[test]
