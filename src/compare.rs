@@ -14,11 +14,11 @@ use crate::analyze::{
     analyze_keeping_relief_timed, processing_reduction, Analysis, AnalysisError, AnalyzeParams,
     Calibration,
 };
-use crate::change::{relief_gain, SessionMaps};
+use crate::change::SessionMaps;
 use crate::load::{PlaneSource, Prereduced};
 use crate::register::{register, RegisterError, RegisterParams, Registration, RegistrationPlane};
 use crate::timings::Timings;
-use crate::track::{track_series_with_maps, Series, SessionInput, TrackParams};
+use crate::track::{set_relief_gains, track_series_with_maps, Series, SessionInput, TrackParams};
 
 /// Settings of the after photo that differ from the before photo's.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -162,29 +162,18 @@ pub fn compare_timed<P: PlaneSource + ?Sized>(
     let (b, rb) = b.map_err(CompareError::Before)?;
     let (a, ra) = a.map_err(CompareError::After)?;
     // The relief maps live only for the relief scale and the paired measurement of changes.
-    let maps = [SessionMaps::new(&b, &rb), SessionMaps::new(&a, &ra)];
-    let gain = t.time("relief gain", || {
-        relief_gain(&maps[0], &maps[1], &reg.affine())
-    });
-    let series = t.time("track", || {
-        let after_input = SessionInput {
-            relief_gain: gain,
-            ..session_input(&a, &reg, after.width(), after.height())
-        };
-        track_series_with_maps(
-            &[
-                session_input(
-                    &b,
-                    &Registration::identity(),
-                    before.width(),
-                    before.height(),
-                ),
-                after_input,
-            ],
-            &maps.map(Some),
-            tp,
-        )
-    });
+    let maps = [SessionMaps::new(&b, &rb), SessionMaps::new(&a, &ra)].map(Some);
+    let mut inputs = [
+        session_input(
+            &b,
+            &Registration::identity(),
+            before.width(),
+            before.height(),
+        ),
+        session_input(&a, &reg, after.width(), after.height()),
+    ];
+    t.time("relief gain", || set_relief_gains(&mut inputs, &maps));
+    let series = t.time("track", || track_series_with_maps(&inputs, &maps, tp));
     drop((rb, ra));
     Ok(Comparison {
         registration: reg,
