@@ -3,7 +3,9 @@
 //! Light given (truth) unless LIGHT=estimated; AMBIENT=given also gives each session's ambient
 //! light from the truth (otherwise the analysis assumes its default); K=<k_sigma> overrides the status threshold;
 //! SEED=<first seed> (default 500) checks other subjects; PAIRS=1 prints each tracked scar's true
-//! and estimated depth change (mm) and area change (mm²), `-` where one was not estimated.
+//! and estimated depth change (mm) and area change (mm²), then its type, true area, id and
+//! session, then (true, estimated) max depth before and after (mm) and area before and after
+//! (mm²) as the change states them; `-` where one was not estimated.
 use scarscope::eval::{score_phantom_series_with, spearman, SeriesScores};
 use scarscope::phantom::{Subject, SubjectConfig};
 use scarscope::register::RegisterParams;
@@ -50,8 +52,14 @@ fn main() {
                 v.map_or("- -".to_string(), |(t, e)| format!("{t:.4} {e:.4}"))
             };
             for k in &sc.change_scars {
+                let dd = k.depths.map_or("- - - -".to_string(), |[b, a]| {
+                    format!("{:.4} {:.4} {:.4} {:.4}", b.0, b.1, a.0, a.1)
+                });
+                let aa = k.areas.map_or("- - - -".to_string(), |[b, a]| {
+                    format!("{:.4} {:.4} {:.4} {:.4}", b.0, b.1, a.0, a.1)
+                });
                 println!(
-                    "PAIR {seed} {} {} {} {:.3} id {} session {}",
+                    "PAIR {seed} {} {} {} {:.3} id {} session {} {dd} {aa}",
                     f(k.depth_change),
                     f(k.area_change),
                     k.kind.as_str(),

@@ -505,6 +505,10 @@ pub struct ChangeScar {
     pub depth_change: Option<(f64, f64)>,
     /// (true, estimated) area change, mm², when estimated.
     pub area_change: Option<(f64, f64)>,
+    /// (true, estimated) max depth before and after, mm, as the change states them.
+    pub depths: Option<[(f64, f64); 2]>,
+    /// (true, estimated) area before and after, mm², as the change states them.
+    pub areas: Option<[(f64, f64); 2]>,
 }
 
 /// Score a tracked series against the truth of each session and each session's detections.
@@ -591,6 +595,16 @@ pub fn evaluate_series(
                     session: k,
                     depth_change: ch.depth_change_mm.map(|dd| (true_dd, dd)),
                     area_change,
+                    depths: ch
+                        .basis
+                        .depth_before_mm
+                        .zip(ch.basis.depth_after_mm)
+                        .map(|(b, a)| [(ts0.depth_mm, b), (tk.depth_mm, a)]),
+                    areas: ch
+                        .basis
+                        .area_before_mm2
+                        .zip(ch.basis.area_after_mm2)
+                        .map(|(b, a)| [(ts0.area_mm2, b), (tk.area_mm2, a)]),
                 });
             }
         }

@@ -12,8 +12,9 @@
 //! `compare` does, or [`track_series_with_pairs`], as `batch` does while it keeps only the
 //! baseline's maps), the two scars are measured over their common support
 //! ([`crate::change`]): the same reference ring, the same footprint rule; the later area is the
-//! baseline footprint scaled by the ratio of effective areas (volume / depth). Otherwise
-//! each session's single-photo figures are subtracted.
+//! baseline footprint scaled by the ratio of effective areas (volume / depth), combined with
+//! the shape fit's width ratio where it fits; the later depth takes in the fit's depth ratio
+//! too. Otherwise each session's single-photo figures are subtracted.
 //!
 //! Status rule (also in the README): a change counts only when it exceeds `k_sigma` times its
 //! combined one-σ uncertainty √(σ_before² + σ_after²). Depth uses, paired, each session's ring
@@ -525,16 +526,20 @@ fn change_of(
     let sc = ks.to_baseline.scale();
     let paired = pair(k, bi, ai).map(|pf| {
         let calibrated = bs.mm_per_px.is_some() && ks.mm_per_px.is_some();
-        paired_sides(&pf, sc, calibrated, p.depth_rel_uncertainty)
+        (
+            paired_sides(&pf, sc, calibrated, p.depth_rel_uncertainty),
+            pf.measure.usable_fit(),
+        )
     });
     let (method, [before, after]) = match paired {
-        Some([pb, pa]) => (
-            "paired",
-            [
-                pb.with_own_depth(&single_side(b, bs, 1.0)),
-                pa.with_own_depth(&single_side(a, ks, sc)),
-            ],
-        ),
+        Some(([pb, pa], fit)) => {
+            let pb = pb.with_own_depth(&single_side(b, bs, 1.0));
+            let mut pa = pa.with_own_depth(&single_side(a, ks, sc));
+            if let Some(f) = fit {
+                pa = pa.with_fitted_depth(&pb, f.depth_ratio);
+            }
+            ("paired", [pb, pa])
+        }
         None => (
             "single_photo",
             [single_side(b, bs, 1.0), single_side(a, ks, sc)],
@@ -578,6 +583,22 @@ impl Side {
                 (p, _) => p,
             },
             depth_px: 0.5 * (self.depth_px + own.depth_px),
+            ..self
+        }
+    }
+
+    /// The later side with its maximum depth the mean of its own reading (above) and the
+    /// baseline's depth `before` times the shape fit's depth ratio ([`crate::change`]): the
+    /// amplitude of the whole scar shape rather than its deepest point. Uncertainty unchanged.
+    /// The ratio compares the two reliefs as they stand, so the result is in the later
+    /// session's relief units like its own reading; the relief scale is applied after.
+    fn with_fitted_depth(self, before: &Side, ratio: f64) -> Side {
+        Side {
+            depth_mm: match (self.depth_mm, before.depth_mm) {
+                (Some(own), Some(b)) => Some(0.5 * (own + ratio * b)),
+                (own, _) => own,
+            },
+            depth_px: 0.5 * (self.depth_px + ratio * before.depth_px),
             ..self
         }
     }
@@ -929,9 +950,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_paired_depth_is_the_mean_of_both_readings_and_keeps_its_uncertainty() {
-        let side = |d: Option<f64>, px: f64, unc: Option<f64>| Side {
+    /// A side of 2 mm² (800 px) with the given maximum depth and its uncertainty.
+    fn side(d: Option<f64>, px: f64, unc: Option<f64>) -> Side {
+        Side {
             area_mm2: Some(2.0),
             area_px: 800.0,
             depth_mm: d,
@@ -942,7 +963,11 @@ mod tests {
             depth_unc_px: 1.0,
             edge_px: 2.0,
             edge_mm: Some(0.1),
-        };
+        }
+    }
+
+    #[test]
+    fn a_paired_depth_is_the_mean_of_both_readings_and_keeps_its_uncertainty() {
         let paired = side(Some(0.4), 8.0, Some(0.05));
         let m = paired.with_own_depth(&side(Some(0.2), 4.0, Some(0.2)));
         assert!((m.depth_mm.unwrap() - 0.3).abs() < 1e-12 && (m.depth_px - 6.0).abs() < 1e-12);
@@ -955,6 +980,19 @@ mod tests {
             paired.with_own_depth(&side(None, 4.0, None)).depth_mm,
             Some(0.4)
         );
+    }
+
+    #[test]
+    fn a_fitted_depth_ratio_is_averaged_into_the_later_depth() {
+        let before = side(Some(0.4), 8.0, Some(0.05));
+        // Own reading 0.3; the fit says half the baseline's 0.4: 0.2; mean 0.25.
+        let after = side(Some(0.3), 6.0, Some(0.07)).with_fitted_depth(&before, 0.5);
+        assert!((after.depth_mm.unwrap() - 0.25).abs() < 1e-12, "{after:?}");
+        assert!((after.depth_px - 5.0).abs() < 1e-12);
+        assert_eq!(after.depth_unc_mm, Some(0.07));
+        assert_eq!((after.volume_mm3, after.area_px), (Some(0.2), 800.0));
+        let own = side(Some(0.3), 6.0, None).with_fitted_depth(&side(None, 8.0, None), 0.5);
+        assert_eq!(own.depth_mm, Some(0.3));
     }
 
     #[test]
@@ -1041,7 +1079,9 @@ mod tests {
     fn with_relief_maps_the_change_is_measured_paired_not_from_the_single_photo_figures() {
         // The single-photo figures say 0.3 mm, then 0.16 mm; the relief maps say the scar
         // became 0.08 mm deep. Paired, each depth is the mean of both readings: 0.3 before,
-        // 0.12 after, so −0.18 (−0.22 from the maps alone, −0.14 from the figures alone).
+        // 0.12 after; the later one is then averaged with the shape fit's reading (depth
+        // ratio 0.08 / 0.3 times the baseline's 0.3 = 0.08): 0.10, so −0.20 (−0.22 from the
+        // maps alone, −0.14 from the figures alone).
         let mut s0 = [scar(1, 101.0, 101.0, 3.0, 0.3)];
         s0[0].bbox_px = [70, 70, 131, 131];
         let mut s1 = s0.clone();
@@ -1065,7 +1105,7 @@ mod tests {
         let paired = track_series_with_maps(&sessions, &maps, &p);
         let c = paired.tracks[0].changes[1].as_ref().expect("change");
         assert_eq!(c.basis.method, "paired");
-        assert!((c.depth_change_mm.unwrap() + 0.18).abs() < 0.01, "{c:?}");
+        assert!((c.depth_change_mm.unwrap() + 0.20).abs() < 0.01, "{c:?}");
         // The area comes from the maps alone (the figures' areas are equal, too).
         assert!(c.area_change_pct.unwrap().abs() < 5.0, "{c:?}");
         assert_eq!(paired.tracks[0].status[1], Some(Status::Improved));
