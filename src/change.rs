@@ -792,7 +792,8 @@ fn tile_boxes(w: usize, h: usize, margin: usize) -> Vec<[usize; 4]> {
             return Vec::new();
         }
         let count = inner.div_ceil(GAIN_TILE_PX).min(GAIN_TILES);
-        let size = inner.div_ceil(count).min(GAIN_TILE_PX);
+        // Rounded down, so that `count` windows fit without sharing a pixel.
+        let size = (inner / count).min(GAIN_TILE_PX);
         let room = inner - size;
         (0..count)
             .map(|i| {
@@ -1016,6 +1017,29 @@ mod tests {
         // noise patch): the fit explains little of it and is not used.
         let pm = pair_in_noise(12.0, 0.0, 0.05);
         assert!(pm.usable_fit().is_none(), "{pm:?}");
+    }
+
+    #[test]
+    fn gain_windows_never_share_a_pixel_and_keep_their_margin() {
+        for n in 1..1400usize {
+            let margin = 7;
+            let boxes = tile_boxes(n, 40, margin);
+            let mut xs: Vec<(usize, usize)> = boxes.iter().map(|b| (b[0], b[2])).collect();
+            xs.dedup();
+            for w in xs.windows(2) {
+                assert!(w[0].1 <= w[1].0, "n {n}: {xs:?}");
+            }
+            for &(a, b) in &xs {
+                assert!(a >= margin && b + margin <= n && b > a, "n {n}: {xs:?}");
+                assert!(b - a <= GAIN_TILE_PX, "n {n}: {xs:?}");
+            }
+            // The interior is covered when it fits in GAIN_TILES windows.
+            let inner = n.saturating_sub(2 * margin);
+            let covered: usize = xs.iter().map(|(a, b)| b - a).sum();
+            if inner > 0 && inner <= GAIN_TILES * GAIN_TILE_PX {
+                assert!(inner - covered < xs.len(), "n {n}: {xs:?}");
+            }
+        }
     }
 
     #[test]
