@@ -92,9 +92,10 @@ pub struct PairedMeasure {
 
 /// The later session's scar fitted as the baseline's scaled about its centre:
 /// after(x) ≈ `depth_ratio` · before(c + (x − c) / `width_ratio`).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScaleFit {
-    /// Depth (amplitude) ratio after / before.
+    /// Depth (amplitude) ratio after / before, in the two photos' own relief scales (the
+    /// relief scale between sessions is applied afterwards).
     pub depth_ratio: f64,
     /// Width ratio after / before (area ratio is its square).
     pub width_ratio: f64,

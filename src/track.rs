@@ -26,7 +26,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::change::{measure_pair, PairedMeasure, ReliefGain, SessionMaps, SupportMeasure};
+use crate::change::{
+    measure_pair, PairedMeasure, ReliefGain, ScaleFit, SessionMaps, SupportMeasure,
+};
 use crate::measure::Scar;
 use crate::register::Affine;
 
@@ -173,6 +175,11 @@ pub struct ChangeBasis {
     pub depth_before_mm: Option<f64>,
     /// Maximum depth after, mm.
     pub depth_after_mm: Option<f64>,
+    /// The shape fit of a paired change where it was used (later scar ≈ the baseline's
+    /// scaled in width and depth; its ratios enter the area and the later depth, see the
+    /// README's "Shape fit"); null otherwise.
+    #[serde(default)]
+    pub shape_fit: Option<ScaleFit>,
 }
 
 /// One observation of a track in a session.
@@ -531,17 +538,18 @@ fn change_of(
             pf.measure.usable_fit(),
         )
     });
-    let (method, [before, after]) = match paired {
+    let (method, fit, [before, after]) = match paired {
         Some(([pb, pa], fit)) => {
             let pb = pb.with_own_depth(&single_side(b, bs, 1.0));
             let mut pa = pa.with_own_depth(&single_side(a, ks, sc));
             if let Some(f) = fit {
                 pa = pa.with_fitted_depth(&pb, f.depth_ratio);
             }
-            ("paired", [pb, pa])
+            ("paired", fit, [pb, pa])
         }
         None => (
             "single_photo",
+            None,
             [single_side(b, bs, 1.0), single_side(a, ks, sc)],
         ),
     };
@@ -549,7 +557,9 @@ fn change_of(
         Some(g) => after.on_baseline_scale(g),
         None => after,
     };
-    change(b, a, [before, after], method, p.area_rel_uncertainty)
+    let mut ch = change(b, a, [before, after], method, p.area_rel_uncertainty);
+    ch.0.basis.shape_fit = fit;
+    ch
 }
 
 /// One side of a change: the figures of one session's scar, baseline pixels for px units.
@@ -720,6 +730,7 @@ fn change(b: &Scar, a: &Scar, sides: [Side; 2], method: &str, rel: f64) -> (Chan
                 area_after_mm2: sa.area_mm2,
                 depth_before_mm: sb.depth_mm,
                 depth_after_mm: sa.depth_mm,
+                shape_fit: None,
             },
         },
         sd_px,

@@ -51,6 +51,14 @@ struct BasisMirror {
     area_after_mm2: Option<f64>,
     depth_before_mm: Option<f64>,
     depth_after_mm: Option<f64>,
+    shape_fit: Option<FitMirror>,
+}
+
+#[derive(Debug, Deserialize)]
+struct FitMirror {
+    width_ratio: f64,
+    depth_ratio: f64,
+    r2: f64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,6 +148,7 @@ fn compare_of_two_demo_sessions_registers_within_a_pixel_and_writes_json_and_ove
     ids.dedup();
     assert_eq!(ids.len(), doc.matches.len());
     let mut pair_dist = Vec::new();
+    let mut fitted = 0usize;
     for m in &doc.matches {
         assert!(m.before.is_some() || m.after.is_some());
         let both = m.before.is_some() && m.after.is_some();
@@ -177,6 +186,13 @@ fn compare_of_two_demo_sessions_registers_within_a_pixel_and_writes_json_and_ove
             // single-photo ones.
             let ratio = basis.depth_before_mm.unwrap() / b.depth_mm.unwrap();
             assert!((0.5..2.0).contains(&ratio), "track {}: {ratio}", m.track_id);
+            // Where the shape fit was used it explains most of the later relief, within the
+            // ratios it searches.
+            if let Some(f) = &basis.shape_fit {
+                fitted += 1;
+                assert!((0.6..=1.6).contains(&f.width_ratio), "{f:?}");
+                assert!(f.depth_ratio > 0.0 && (0.5..=1.0).contains(&f.r2), "{f:?}");
+            }
             assert!(m.depth_change_pct.is_some() && m.area_change_pct.is_some());
             assert!(a.area_mm2.is_some());
         }
@@ -185,6 +201,7 @@ fn compare_of_two_demo_sessions_registers_within_a_pixel_and_writes_json_and_ove
     // after photo was moved by (reported in the after frame, it would lie ~50 px off).
     pair_dist.sort_by(f64::total_cmp);
     assert!(pair_dist.len() >= 5, "{} pairs", pair_dist.len());
+    assert!(fitted >= 1, "no paired change used the shape fit");
     let median = pair_dist[pair_dist.len() / 2];
     assert!(median < 12.0, "median pair {median:.1} px apart");
     let c = &doc.summary.counts_by_status;
