@@ -852,22 +852,34 @@ impl PairedMeasure {
             .filter(|f| f.r2 >= FIT_MIN_R2 && f.depth_ratio > 0.0)
     }
 
-    /// Area of the later session: the baseline footprint area scaled by the area ratio. The
-    /// ratio is that of the two effective areas (a scar's shape scales both alike, so the
-    /// ratio carries the change while errors of the outline common to both sessions cancel),
-    /// and where the shape fit is usable the geometric mean of that and the fit's squared
-    /// width ratio: two readings whose errors are only partly shared (one from the volume
-    /// and deepest point, one from the whole shape). Falls back on the footprint ratio when
-    /// either effective area is undefined. Relief units² and baseline camera pixels.
+    /// Area of the later session: the baseline footprint area scaled by the area ratio, the
+    /// geometric mean of up to three readings whose errors are only partly shared: the ratio
+    /// of the two effective areas (volume over maximum depth: a scar's shape scales both
+    /// alike, and integral figures depend little on where a noisy outline falls), the shape
+    /// fit's squared width ratio where it is usable (the whole shape), and the ratio of the
+    /// two footprints traced at the common level (the outlines themselves). 0 when the later
+    /// footprint is empty, 1 when no reading is defined. Relief units² and baseline camera
+    /// pixels.
     pub fn after_area(&self) -> (f64, f64) {
-        let ratio = match (self.before.effective_area(), self.after.effective_area()) {
-            (Some(b), Some(a)) => a / b,
-            _ if self.before.area_px > 0.0 => self.after.area_px / self.before.area_px,
-            _ => 1.0,
+        let (b, a) = (&self.before, &self.after);
+        let effective = match (b.effective_area(), a.effective_area()) {
+            (Some(eb), Some(ea)) => Some(ea / eb),
+            _ => None,
         };
-        let ratio = match self.usable_fit() {
-            Some(f) if ratio > 0.0 => (ratio * f.width_ratio * f.width_ratio).sqrt(),
-            _ => ratio,
+        let fit = self.usable_fit().map(|f| f.width_ratio * f.width_ratio);
+        let footprint = (b.area_px > 0.0 && a.area_px > 0.0).then(|| a.area_px / b.area_px);
+        let readings: Vec<f64> = [effective, fit, footprint]
+            .into_iter()
+            .flatten()
+            .filter(|r| r.is_finite() && *r > 0.0)
+            .collect();
+        let ratio = if b.area_px > 0.0 && a.area_px <= 0.0 {
+            // Nothing of the scar lies below the later plane: its footprint is gone.
+            0.0
+        } else if readings.is_empty() {
+            1.0
+        } else {
+            (readings.iter().map(|r| r.ln()).sum::<f64>() / readings.len() as f64).exp()
         };
         (self.before.area * ratio, self.before.area_px * ratio)
     }
@@ -1018,6 +1030,39 @@ mod tests {
         // noise patch): the fit explains little of it and is not used.
         let pm = pair_in_noise(12.0, 0.0, 0.05);
         assert!(pm.usable_fit().is_none(), "{pm:?}");
+    }
+
+    #[test]
+    fn the_later_area_takes_the_geometric_mean_of_its_readings() {
+        let side = |area_px: f64, depth: f64, volume: f64| SupportMeasure {
+            area_px,
+            area: area_px / 100.0,
+            depth,
+            mean_depth: 0.0,
+            volume,
+            ring_sd: 0.01,
+        };
+        let fit = |r2: f64| ScaleFit {
+            depth_ratio: 0.5,
+            width_ratio: 0.9,
+            r2,
+        };
+        // Effective areas 0.5 → 0.4 (ratio 0.8), fit 0.9² = 0.81, footprints 100 → 64.
+        let mut pm = PairedMeasure {
+            before: side(100.0, 1.0, 0.5),
+            after: side(64.0, 0.5, 0.2),
+            support_px: 100,
+            fit: Some(fit(0.9)),
+        };
+        let want = (0.8f64 * 0.81 * 0.64).cbrt();
+        let (area, area_px) = pm.after_area();
+        assert!((area - want).abs() < 1e-12 && (area_px - 100.0 * want).abs() < 1e-9);
+        // A fit that explains too little is left out.
+        pm.fit = Some(fit(0.3));
+        assert!((pm.after_area().0 - (0.8f64 * 0.64).sqrt()).abs() < 1e-12);
+        // A later footprint that is empty: the scar's area is gone.
+        pm.after = side(0.0, 0.0, 0.0);
+        assert_eq!(pm.after_area(), (0.0, 0.0));
     }
 
     #[test]

@@ -291,7 +291,7 @@ mod tests {
     /// differs between photos lit differently beyond one scale per photo (null series: paired
     /// depth log-ratio σ 0.26, see the README), which a common support cannot cancel.
     /// Measured on seeds 500–505 (`compare_accuracy 6`, 2026-11-28, with the shape fit):
-    /// 0.70 (depth Spearman; 0.51–0.69 on three other seed sets), 0.77 (area; 0.62–0.85). Run with `cargo test --release -- --ignored` after the relief improves.
+    /// 0.70 (depth Spearman; 0.51–0.69 on three other seed sets), 0.78 (area; 0.65–0.85). Run with `cargo test --release -- --ignored` after the relief improves.
     #[test]
     #[ignore = "fails on single-photo measurement accuracy, not tracking; figures in the README"]
     fn phantom_series_change_estimates_meet_the_issue_targets() {

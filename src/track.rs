@@ -12,9 +12,9 @@
 //! `compare` does, or [`track_series_with_pairs`], as `batch` does while it keeps only the
 //! baseline's maps), the two scars are measured over their common support
 //! ([`crate::change`]): the same reference ring, the same footprint rule; the later area is the
-//! baseline footprint scaled by the ratio of effective areas (volume / depth), combined with
-//! the shape fit's width ratio where it fits; the later depth takes in the fit's depth ratio
-//! too. Otherwise each session's single-photo figures are subtracted.
+//! baseline footprint scaled by the geometric mean of the area ratios measured (effective
+//! areas, volume / depth; the shape fit's squared width ratio where it fits; the footprints);
+//! the later depth takes in the fit's depth ratio too. Otherwise each session's single-photo figures are subtracted.
 //!
 //! Status rule (also in the README): a change counts only when it exceeds `k_sigma` times its
 //! combined one-σ uncertainty √(σ_before² + σ_after²). Depth uses, paired, each session's ring
