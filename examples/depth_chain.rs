@@ -3,7 +3,8 @@
 //! (same labels, same ring plane) on the phantom's TRUE height field at the processing grid
 //! (measurement error alone); and the truth. `cargo run --release --example depth_chain [N]`
 //! prints one line per scar: `CHAIN case kind ppm el diam true oracle pipeline …` (SHADOWS=1:
-//! the phantom casts shadows), and at the
+//! the phantom casts shadows; PMM=…: processing pixel size, mm; TILT_SHARE=…: share of the
+//! skin's smooth brightness read as tilt), and at the
 //! end the median per-case depth Spearman and depth error over all matched scars and over
 //! those whose steepest wall is gentler than both limits of one Lambertian image (the light's
 //! elevation e, beyond which the wall turned from the light is in attached shadow, and 90° − e,
@@ -61,7 +62,16 @@ fn main() {
         let truth = s.truth(0, "cheek");
         let img = load_bytes(&jpg, std::path::Path::new("g.jpg"), &LoadLimits::default())
             .expect("phantom decodes");
-        let p = scarscope::eval::phantom_params(&truth, true);
+        let mut p = scarscope::eval::phantom_params(&truth, true);
+        if let Some(v) = std::env::var("PMM").ok().and_then(|v| v.parse().ok()) {
+            p.processing_mm_per_px = v;
+        }
+        if let Some(v) = std::env::var("TILT_SHARE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            p.tilt_share = v;
+        }
         let (a, rm) = analyze_keeping_relief(&img.planes, &p).expect("analyses");
         let f = a.processing.factor as f64;
         let mm = truth.mm_per_px;

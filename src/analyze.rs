@@ -11,7 +11,7 @@ use crate::measure::{measure, MeasureContext, Scar, ScarType};
 use crate::normalize::{normalize_reduced, CEIL, FLOOR};
 use crate::relief::{
     estimate_azimuth, relief_on_surface_reading, Light, LightSource, ReliefParams,
-    ASSUMED_ELEVATION_DEG,
+    ASSUMED_ELEVATION_DEG, TILT_SHARE,
 };
 use crate::segment::{segment, Regions, SegmentParams};
 use crate::symmetry::{symmetric_relief, ScarLabels};
@@ -65,6 +65,12 @@ pub struct AnalyzeParams {
     pub light_elevation_deg: Option<f64>,
     /// Ambient light as a fraction of the key light (physical model).
     pub ambient: f64,
+    /// Share (0–1) of the healthy skin's smooth brightness read as the skin's tilt to the
+    /// light; the rest is read as the light's fall-off or vignetting ([`TILT_SHARE`]: one
+    /// photo cannot tell them apart). 1 suits even lighting (diffuse panels, lens corrections
+    /// on), 0 flat skin under a flash.
+    #[serde(default = "default_tilt_share")]
+    pub tilt_share: f64,
     /// Target size of a processing pixel, mm (photos are box-downsampled towards it).
     pub processing_mm_per_px: f64,
     /// Depth a scar must reach at least, mm.
@@ -77,6 +83,10 @@ pub struct AnalyzeParams {
     pub assumed_field_mm: f64,
 }
 
+fn default_tilt_share() -> f64 {
+    TILT_SHARE
+}
+
 impl Default for AnalyzeParams {
     fn default() -> Self {
         AnalyzeParams {
@@ -87,6 +97,7 @@ impl Default for AnalyzeParams {
             light_azimuth_deg: None,
             light_elevation_deg: None,
             ambient: ReliefParams::default().ambient,
+            tilt_share: TILT_SHARE,
             processing_mm_per_px: 0.1,
             min_depth_mm: 0.05,
             noise_k: 5.0,
@@ -454,6 +465,7 @@ fn analyze_inner(
     };
     let rp = ReliefParams {
         ambient: p.ambient,
+        tilt_share: p.tilt_share,
         ..Default::default()
     };
     let (rel, reading) = t.time("relief", || {

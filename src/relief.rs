@@ -175,6 +175,26 @@ pub struct ReliefParams {
     /// Width (mm) of the band along the photo's edges over which the slopes fade to zero
     /// before integration. See [`integrate_slope`].
     pub edge_taper_mm: f64,
+    /// Share of the healthy skin's smooth brightness (in optical density) read as the skin's
+    /// tilt to the light; the rest is taken as the light's own fall-off. See [`TILT_SHARE`].
+    #[serde(default = "default_tilt_share")]
+    pub tilt_share: f64,
+}
+
+/// How much of healthy skin's smooth brightness variation is read as tilt to the light (which
+/// changes the light's elevation over the skin, and so how much shading a slope casts) rather
+/// than as the light's fall-off or the lens's vignetting (which scale every brightness alike
+/// and leave the elevation as it is). One photo cannot tell them apart: both are smooth
+/// factors on the brightness, and every clinical photo has both (a cheek is curved; a flash
+/// falls off with distance, a lens vignettes). Reading all of it as tilt (share 1) gets tilt
+/// right and makes every fall-off a wrong elevation; reading none (0) the reverse. An even
+/// split in optical density takes the geometric mean of the two readings of each pixel's
+/// irradiance, so whichever of them is the truth, the elevation is wrong by at most half of
+/// what the other extreme would make it. README "Tilt or fall-off" has the measurements.
+pub const TILT_SHARE: f64 = 0.5;
+
+fn default_tilt_share() -> f64 {
+    TILT_SHARE
 }
 
 impl Default for ReliefParams {
@@ -185,6 +205,7 @@ impl Default for ReliefParams {
             cutoff_mm: 2.0 * std::f64::consts::PI * INTEGRATION_MEMORY_MM,
             cross_slope_passes: 1,
             edge_taper_mm: 2.0,
+            tilt_share: TILT_SHARE,
         }
     }
 }
@@ -242,6 +263,7 @@ fn light_cosines(
     flat: Option<&ArrayView2<f32>>,
     elevation_deg: f64,
     alpha: f64,
+    tilt_share: f64,
 ) -> LightCosines {
     let se = elevation_deg.clamp(1.0, 89.0).to_radians().sin();
     // Sine of the local elevation per pixel (the photo's own where the skin is taken as flat).
@@ -249,7 +271,8 @@ fn light_cosines(
         Some(f) if f.dim() == shading.dim() => {
             let (lo, hi) = LOCAL_ELEVATION_DEG;
             let (lo, hi) = (lo.to_radians().sin(), hi.to_radians().sin());
-            f.mapv(|v| local_sin_elevation(se, alpha, v, lo, hi) as f32)
+            let share = tilt_share as f32;
+            f.mapv(|v| local_sin_elevation(se, alpha, v * share, lo, hi) as f32)
         }
         _ => Array2::from_elem(shading.dim(), se as f32),
     };
@@ -278,8 +301,9 @@ fn light_cosines(
 /// for a 10° turn under 25° light). `flat` is the healthy skin's smooth brightness (optical
 /// density relative to the photo's median, > 0 darker, e.g. [`Intrinsics::flat_shading`]):
 /// the local elevation is what makes flat skin that bright. Lighting fall-off cannot be told
-/// apart from tilt in one photo and is read as tilt. Slopes are then taken against the local
-/// surface, which is what depth is measured from.
+/// apart from tilt in one photo: [`ReliefParams::tilt_share`] of the brightness (in optical
+/// density) is read as tilt, the rest as fall-off ([`TILT_SHARE`]). Slopes are then taken
+/// against the local surface, which is what depth is measured from.
 ///
 /// [`Intrinsics::flat_shading`]: crate::intrinsics::Intrinsics::flat_shading
 pub fn relief_on_surface(
@@ -323,7 +347,7 @@ pub fn relief_on_surface_reading(
         cos_nl,
         local_se,
         shadow,
-    } = light_cosines(shading, flat, elevation_deg, alpha);
+    } = light_cosines(shading, flat, elevation_deg, alpha, p.tilt_share);
     let gain = (1.0 + p.epsilon.sqrt()) as f32;
     let (sv, cv) = (az.sin() as f32, az.cos() as f32);
     // The shading of a wall depends on its slope across the light too: a normal tilted
@@ -686,13 +710,14 @@ mod tests {
         );
     }
 
-    /// A pit on skin that turns away from the light: its shading (relative to the tilted skin
-    /// around it, as normalisation leaves it) over-states depth when read with the photo's
-    /// elevation; read with the local elevation implied by the skin's brightness it is right.
-    #[test]
-    fn pit_on_skin_turned_away_from_the_light_reads_its_depth_with_the_local_elevation() {
+    /// A pit under a Gaussian light on skin whose smooth brightness is `od` darker than the
+    /// photo's median, where that darkening comes from the skin turning away from the light
+    /// by `tilt` (radians) and from fall-off `od_falloff` (optical density) together; returns
+    /// (true depth, read with the photo's elevation, read with all of `od` as tilt, read with
+    /// the default [`TILT_SHARE`]).
+    fn pit_on_darkened_skin(tilt: f64, od_falloff: f64) -> (f64, f64, f64, f64) {
         let (n, unit) = (200usize, 0.05);
-        let (e, alpha, tilt) = (35f64.to_radians(), 0.1, 12f64.to_radians());
+        let (e, alpha) = (35f64.to_radians(), 0.1);
         let (r0, depth) = (1.0, 0.2);
         // Light from the right (azimuth 0); the skin's normal leans away from it by `tilt`.
         let l = [e.cos(), 0.0, e.sin()];
@@ -703,37 +728,86 @@ mod tests {
             ((-gx * l[0] - gy * l[1] + l[2]) / nn).max(0.0) + alpha
         };
         let flat_irr = lit(0.0, 0.0);
+        // Normalisation leaves the shading relative to the skin around it: fall-off cancels.
         let shading = Array2::from_shape_fn((n, n), |(y, x)| {
             let (dx, dy) = ((x as f64 - 100.0) * unit, (y as f64 - 100.0) * unit);
             let r2 = (dx * dx + dy * dy) / (r0 * r0);
             let g = depth * 2.0 / (r0 * r0) * (-r2).exp();
             (-(lit(g * dx, g * dy) / flat_irr).ln()) as f32
         });
-        // Brightness of the tilted skin against skin facing the light at elevation e.
-        let od = -(flat_irr / (e.sin() + alpha)).ln() as f32;
+        // Brightness of the skin against skin facing the light at elevation e, unlit by
+        // nothing: the tilt's part and the fall-off's part.
+        let od = (-(flat_irr / (e.sin() + alpha)).ln() + od_falloff) as f32;
         let flat = Array2::from_elem((n, n), od);
-        let p = ReliefParams::default();
         let read = |r: &Relief| {
             let z = &r.height;
             let ring = (z[[100, 10]] + z[[100, 190]] + z[[10, 100]] + z[[190, 100]]) / 4.0;
             (ring - z[[100, 100]]) as f64
         };
+        let p = ReliefParams::default();
+        let all_tilt = ReliefParams {
+            tilt_share: 1.0,
+            ..p
+        };
+        let on = |p: &ReliefParams| {
+            read(&relief_on_surface(
+                &shading.view(),
+                Some(&flat.view()),
+                0.0,
+                35.0,
+                unit,
+                p,
+            ))
+        };
         let plain = read(&relief(&shading.view(), 0.0, 35.0, unit, &p));
-        let local = read(&relief_on_surface(
-            &shading.view(),
-            Some(&flat.view()),
-            0.0,
-            35.0,
-            unit,
-            &p,
-        ));
+        (depth, plain, on(&all_tilt), on(&p))
+    }
+
+    /// A pit on skin that turns away from the light: its shading (relative to the tilted skin
+    /// around it, as normalisation leaves it) over-states depth when read with the photo's
+    /// elevation; read with the local elevation implied by the skin's brightness it is right,
+    /// and with half of that brightness read as tilt most of the error is gone (a quarter of
+    /// it is left, in log: the shading a slope casts grows faster than linearly as the light
+    /// grazes).
+    #[test]
+    fn pit_on_skin_turned_away_from_the_light_reads_its_depth_with_the_local_elevation() {
+        let (depth, plain, all_tilt, shared) = pit_on_darkened_skin(12f64.to_radians(), 0.0);
         assert!(
             plain > 1.3 * depth,
             "flat-skin reading {plain} (true {depth})"
         );
         assert!(
-            (local - depth).abs() < 0.15 * depth,
-            "local reading {local} (true {depth})"
+            (all_tilt - depth).abs() < 0.15 * depth,
+            "local reading {all_tilt} (true {depth})"
+        );
+        let (full, half) = ((plain / depth).ln(), (shared / depth).ln());
+        assert!(
+            half > 0.0 && half < 0.7 * full,
+            "shared reading {shared}: log error {half} against {full} read flat"
+        );
+    }
+
+    /// The same darkening from the light's fall-off alone (skin facing the light as the photo
+    /// says): read all as tilt, the depth is under-stated; the even split leaves about 60 % of
+    /// that error (in log).
+    #[test]
+    fn fall_off_read_as_tilt_under_states_depth_and_the_split_halves_it() {
+        // The optical density a 12° turn away from 35° light gives (ambient 0.1).
+        let (e, t, alpha) = (35f64.to_radians(), 12f64.to_radians(), 0.1);
+        let od = -(((e - t).sin() + alpha) / (e.sin() + alpha)).ln();
+        let (depth, plain, all_tilt, shared) = pit_on_darkened_skin(0.0, od);
+        assert!(
+            (plain - depth).abs() < 0.1 * depth,
+            "flat-skin reading {plain} (true {depth})"
+        );
+        assert!(
+            all_tilt < depth / 1.3,
+            "all-tilt reading {all_tilt} (true {depth})"
+        );
+        let (full, half) = ((all_tilt / depth).ln(), (shared / depth).ln());
+        assert!(
+            half < 0.0 && half > 0.7 * full,
+            "shared reading {shared}: log error {half} against {full} read as tilt"
         );
     }
 

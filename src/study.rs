@@ -101,6 +101,8 @@ pub struct Settings {
     pub light_elevation_deg: Option<f64>,
     /// Ambient light as a fraction of the key light.
     pub ambient: Option<f64>,
+    /// Share of the skin's smooth brightness read as tilt (0–1).
+    pub tilt_share: Option<f64>,
     /// Target processing pixel size, mm.
     pub processing_mm_per_px: Option<f64>,
     /// Smallest scar depth kept, mm.
@@ -120,6 +122,7 @@ impl Settings {
             light_azimuth_deg: over.light_azimuth_deg.or(self.light_azimuth_deg),
             light_elevation_deg: over.light_elevation_deg.or(self.light_elevation_deg),
             ambient: over.ambient.or(self.ambient),
+            tilt_share: over.tilt_share.or(self.tilt_share),
             processing_mm_per_px: over.processing_mm_per_px.or(self.processing_mm_per_px),
             min_depth_mm: over.min_depth_mm.or(self.min_depth_mm),
             noise_k: over.noise_k.or(self.noise_k),
@@ -148,6 +151,7 @@ impl Settings {
             light_azimuth_deg: s.light_azimuth_deg,
             light_elevation_deg: s.light_elevation_deg,
             ambient: s.ambient.unwrap_or(d.ambient),
+            tilt_share: s.tilt_share.unwrap_or(d.tilt_share),
             processing_mm_per_px: s.processing_mm_per_px.unwrap_or(d.processing_mm_per_px),
             min_depth_mm: s.min_depth_mm.unwrap_or(d.min_depth_mm),
             noise_k: s.noise_k.unwrap_or(d.noise_k),
@@ -271,6 +275,8 @@ macro_rules! settings_table {
             light_elevation_deg: Option<f64>,
             #[serde(default, deserialize_with = "de_unit")]
             ambient: Option<f64>,
+            #[serde(default, deserialize_with = "de_unit")]
+            tilt_share: Option<f64>,
             #[serde(default, deserialize_with = "de_positive")]
             processing_mm_per_px: Option<f64>,
             #[serde(default, deserialize_with = "de_positive")]
@@ -289,6 +295,7 @@ macro_rules! settings_table {
                     light_azimuth_deg: self.light_azimuth_deg,
                     light_elevation_deg: self.light_elevation_deg,
                     ambient: self.ambient,
+                    tilt_share: self.tilt_share,
                     processing_mm_per_px: self.processing_mm_per_px,
                     min_depth_mm: self.min_depth_mm,
                     noise_k: self.noise_k,

@@ -51,6 +51,7 @@ const UNIFORM_SPREAD: f32 = 1.0 / 255.0;
 pub fn check_params(p: &AnalyzeParams) -> Result<(), AnalysisError> {
     for (name, v, lo, hi) in [
         ("ambient", p.ambient, 0.0, 1.0),
+        ("tilt_share", p.tilt_share, 0.0, 1.0),
         ("processing_mm_per_px", p.processing_mm_per_px, 1e-3, 10.0),
         ("min_depth_mm", p.min_depth_mm, 0.0, 10.0),
         ("noise_k", p.noise_k, 0.0, 1e3),
@@ -229,8 +230,9 @@ mod tests {
     fn non_finite_or_out_of_range_parameters_are_refused_by_name() {
         assert!(check_params(&AnalyzeParams::default()).is_ok());
         type Edit = fn(&mut AnalyzeParams);
-        let cases: [(&str, Edit); 6] = [
+        let cases: [(&str, Edit); 7] = [
             ("ambient", |p| p.ambient = f64::NAN),
+            ("tilt_share", |p| p.tilt_share = 1.5),
             ("processing_mm_per_px", |p| p.processing_mm_per_px = 0.0),
             ("min_depth_mm", |p| p.min_depth_mm = -1.0),
             ("noise_k", |p| p.noise_k = f64::INFINITY),

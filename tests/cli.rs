@@ -435,6 +435,46 @@ fn a_negative_pixel_size_is_a_usage_error_with_exit_code_2() {
 }
 
 #[test]
+fn the_tilt_share_is_recorded_used_and_checked() {
+    let (_dir, photo, _) = study();
+    let run = |share: Option<&str>| {
+        let mut c = scarscope();
+        c.arg("analyze")
+            .arg(&photo)
+            .args(["--mm-per-px", "0.1", "--light-elevation", "40"]);
+        if let Some(s) = share {
+            c.args(["--tilt-share", s]);
+        }
+        c.output().expect("runs")
+    };
+    let depths = |out: &std::process::Output| -> (f64, Vec<f64>) {
+        assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr_of(out));
+        let v: Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+        let share = v["parameters"]["tilt_share"].as_f64().expect("recorded");
+        let d = v["scars"]
+            .as_array()
+            .expect("scars")
+            .iter()
+            .filter_map(|s| s["depth_mm"].as_f64())
+            .collect();
+        (share, d)
+    };
+    let (default_share, default_depths) = depths(&run(None));
+    let (all_tilt, tilt_depths) = depths(&run(Some("1")));
+    assert_eq!((default_share, all_tilt), (0.5, 1.0));
+    // The phantom's photo has fall-off: reading it as tilt changes the depths.
+    assert!(!default_depths.is_empty());
+    assert_ne!(default_depths, tilt_depths);
+    let out = run(Some("1.5"));
+    assert_eq!(out.status.code(), Some(2), "stderr: {}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("tilt share"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
 fn an_overlay_for_two_photos_is_a_usage_error_with_exit_code_2() {
     let (dir, photo, _) = study();
     let out = scarscope()

@@ -84,6 +84,11 @@ pub(crate) struct PhotoOptions {
     /// Ambient light as a fraction of the key light (0–1).
     #[arg(long, value_name = "F", allow_negative_numbers = true, value_parser = parse_ambient)]
     pub(crate) ambient: Option<f64>,
+    /// Share (0–1) of the skin's smooth brightness read as the skin turning from the light
+    /// rather than as the light's fall-off (default 0.5: one photo cannot tell them apart;
+    /// 1 for even lighting, 0 for flat skin).
+    #[arg(long, value_name = "F", allow_negative_numbers = true, value_parser = parse_share)]
+    pub(crate) tilt_share: Option<f64>,
 }
 
 /// Where a JSON output goes.
@@ -125,6 +130,7 @@ impl Config {
             a.photo.light_azimuth,
             a.photo.light_elevation,
             a.photo.ambient,
+            a.photo.tilt_share,
         );
         let dest = |p: Option<PathBuf>| match p {
             Some(p) if p.as_os_str() != "-" => Dest::File(p),
@@ -175,6 +181,7 @@ pub(super) fn params_from(
     light_azimuth: Option<f64>,
     light_elevation: Option<f64>,
     ambient: Option<f64>,
+    tilt_share: Option<f64>,
 ) -> AnalyzeParams {
     let defaults = AnalyzeParams::default();
     AnalyzeParams {
@@ -188,6 +195,7 @@ pub(super) fn params_from(
         light_azimuth_deg: light_azimuth,
         light_elevation_deg: light_elevation,
         ambient: ambient.unwrap_or(defaults.ambient),
+        tilt_share: tilt_share.unwrap_or(defaults.tilt_share),
         ..defaults
     }
 }
@@ -267,6 +275,15 @@ pub(super) fn parse_ambient(s: &str) -> Result<f64, String> {
         Err(format!(
             "the ambient fraction must be between 0 and 1 of the key light, not {v}"
         ))
+    }
+}
+
+pub(super) fn parse_share(s: &str) -> Result<f64, String> {
+    let v = parse_f64(s)?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("the tilt share must be between 0 and 1, not {v}"))
     }
 }
 
@@ -498,6 +515,9 @@ mod tests {
         assert!(parse_elevation("90").is_err());
         assert!(parse_elevation("0").is_err());
         assert!(parse_ambient("1.5").is_err());
+        assert!(parse_share("1.5").is_err());
+        assert!(parse_share("-0.1").is_err());
+        assert_eq!(parse_share("0"), Ok(0.0));
         assert!(parse_megapixels("0").is_err());
         assert!(parse_memory_mib("0").is_err());
         assert!(parse_memory_mib("1.5").is_err());

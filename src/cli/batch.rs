@@ -107,6 +107,7 @@ pub fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
             light_azimuth_deg: a.photo.light_azimuth,
             light_elevation_deg: a.photo.light_elevation,
             ambient: a.photo.ambient,
+            tilt_share: a.photo.tilt_share,
             ..Default::default()
         },
         limits: LoadLimits {

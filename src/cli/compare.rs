@@ -20,6 +20,7 @@ use scarscope::track::TrackParams;
 
 use super::analyze::{
     params_from, parse_ambient, parse_azimuth, parse_elevation, parse_megapixels, parse_mm_per_px,
+    parse_share,
 };
 
 const EXIT_CODES: &str = "\
@@ -51,6 +52,10 @@ pub struct CompareArgs {
     /// Ambient light as a fraction of the key light (both photos).
     #[arg(long, value_name = "F", allow_negative_numbers = true, value_parser = parse_ambient)]
     ambient: Option<f64>,
+    /// Share (0–1) of the skin's smooth brightness read as the skin turning from the light
+    /// rather than as the light's fall-off (default 0.5; both photos).
+    #[arg(long, value_name = "F", allow_negative_numbers = true, value_parser = parse_share)]
+    tilt_share: Option<f64>,
     /// Key-light azimuth of the after photo (default: the before azimuth turned by the
     /// registration's rotation, if given).
     #[arg(long, value_name = "DEG", allow_negative_numbers = true, value_parser = parse_azimuth)]
@@ -83,7 +88,13 @@ pub struct CompareArgs {
 /// Run `compare`.
 pub fn run(a: CompareArgs) -> anyhow::Result<ExitCode> {
     crate::retain_freed_memory();
-    let params = params_from(a.mm_per_px, a.light_azimuth, a.light_elevation, a.ambient);
+    let params = params_from(
+        a.mm_per_px,
+        a.light_azimuth,
+        a.light_elevation,
+        a.ambient,
+        a.tilt_share,
+    );
     let after_opts = AfterOptions {
         light_azimuth_deg: a.after_light_azimuth,
         light_elevation_deg: a.after_light_elevation,
