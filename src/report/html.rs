@@ -233,6 +233,7 @@ pub fn compare_page(doc: &CompareDoc, overlay: Option<&RgbImage>) -> Result<Stri
             let after = match &m.after {
                 Some(s) => Cell {
                     change: fmt_change(m.area_change_mm2, m.depth_change_mm, mm, m.change.as_ref()),
+                    basis: fmt_basis(m.change.as_ref().map(|c| &c.basis)),
                     status: m.status.clone(),
                     ..Cell::seen(Some(s), mm, "", "")
                 },
@@ -415,6 +416,8 @@ struct Cell {
     area: String,
     depth: String,
     change: String,
+    /// How the change was measured (shown when the pointer rests on it).
+    basis: String,
     status: String,
 }
 
@@ -426,6 +429,7 @@ impl Cell {
                 area: fmt_opt(area_of(s, mm), 2),
                 depth: fmt_opt(depth_of(s, mm), 3),
                 change: change.to_string(),
+                basis: String::new(),
                 status: status.to_string(),
             },
             None => Cell::absent(status),
@@ -438,6 +442,7 @@ impl Cell {
             area: "–".into(),
             depth: "–".into(),
             change: String::new(),
+            basis: String::new(),
             status: status.to_string(),
         }
     }
@@ -563,6 +568,28 @@ fn fmt_change(
             a.map_or_else(|| "–".into(), |v| signed(v, 2)),
             d.map_or_else(|| "–".into(), |v| signed(v, 3))
         ),
+    }
+}
+
+/// How a change was measured, in words: the paired measurement or each photo's own figures,
+/// and the shape fit's ratios where it was used.
+fn fmt_basis(basis: Option<&crate::track::ChangeBasis>) -> String {
+    let Some(b) = basis else {
+        return String::new();
+    };
+    let method = match b.method.as_str() {
+        "paired" => "both photos measured over the same support",
+        "single_photo" => "each photo's own figures",
+        other => other,
+    };
+    match &b.shape_fit {
+        Some(f) => format!(
+            "{method}; shape fit: later scar = baseline × {} wide, × {} deep (explains {} % of it)",
+            fmt_num(f.width_ratio, 2),
+            fmt_num(f.depth_ratio, 2),
+            fmt_num(100.0 * f.r2, 0)
+        ),
+        None => method.to_string(),
     }
 }
 
@@ -755,7 +782,10 @@ fn subject_view(out: &Path, v: &ViewDoc, k: usize) -> Result<ViewModel, HtmlErro
                         mm,
                         ch,
                     );
-                    Cell::seen(obs[i], mm, &change, status)
+                    Cell {
+                        basis: fmt_basis(ch.map(|c| &c.basis)),
+                        ..Cell::seen(obs[i], mm, &change, status)
+                    }
                 })
                 .collect();
             Row {
@@ -979,6 +1009,36 @@ mod tests {
     fn percent_encoding_keeps_unreserved_characters_only() {
         assert_eq!(percent_encode("S01-a_b.c~"), "S01-a_b.c~");
         assert_eq!(percent_encode("a b\"<é"), "a%20b%22%3C%C3%A9");
+    }
+
+    #[test]
+    fn a_change_says_how_it_was_measured_and_the_shape_fit_where_used() {
+        let mut b = crate::track::ChangeBasis {
+            method: "paired".into(),
+            area_before_mm2: Some(1.0),
+            area_after_mm2: Some(0.7),
+            depth_before_mm: Some(0.4),
+            depth_after_mm: Some(0.2),
+            shape_fit: None,
+        };
+        assert_eq!(
+            fmt_basis(Some(&b)),
+            "both photos measured over the same support"
+        );
+        b.shape_fit = Some(crate::change::ScaleFit {
+            depth_ratio: 0.5,
+            width_ratio: 0.84,
+            r2: 0.873,
+        });
+        assert_eq!(
+            fmt_basis(Some(&b)),
+            "both photos measured over the same support; shape fit: later scar = baseline × 0.84 \
+             wide, × 0.50 deep (explains 87 % of it)"
+        );
+        b.method = "single_photo".into();
+        b.shape_fit = None;
+        assert_eq!(fmt_basis(Some(&b)), "each photo's own figures");
+        assert_eq!(fmt_basis(None), "");
     }
 
     #[test]
