@@ -69,7 +69,7 @@ pub struct AnalyzeParams {
     /// light; the rest is read as the light's fall-off or vignetting ([`TILT_SHARE`]: one
     /// photo cannot tell them apart). 1 suits even lighting (diffuse panels, lens corrections
     /// on), 0 flat skin under a flash.
-    #[serde(default = "default_tilt_share")]
+    #[serde(default = "crate::relief::default_tilt_share")]
     pub tilt_share: f64,
     /// Target size of a processing pixel, mm (photos are box-downsampled towards it).
     pub processing_mm_per_px: f64,
@@ -81,10 +81,6 @@ pub struct AnalyzeParams {
     pub min_diameter_mm: f64,
     /// Field of view assumed when uncalibrated, mm along the long side (sets filter scales only).
     pub assumed_field_mm: f64,
-}
-
-fn default_tilt_share() -> f64 {
-    TILT_SHARE
 }
 
 impl Default for AnalyzeParams {

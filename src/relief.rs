@@ -195,7 +195,8 @@ pub struct ReliefParams {
 /// "Tilt or fall-off" has the grid measurements; not fitted to them.
 pub const TILT_SHARE: f64 = 0.5;
 
-fn default_tilt_share() -> f64 {
+/// [`TILT_SHARE`], for serde defaults of the parameter structs that carry the share.
+pub(crate) fn default_tilt_share() -> f64 {
     TILT_SHARE
 }
 

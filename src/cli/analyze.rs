@@ -267,24 +267,22 @@ pub(super) fn parse_elevation(s: &str) -> Result<f64, String> {
     }
 }
 
-pub(super) fn parse_ambient(s: &str) -> Result<f64, String> {
+/// A number from 0 to 1; `what` names it in the refusal.
+fn parse_fraction(s: &str, what: &str) -> Result<f64, String> {
     let v = parse_f64(s)?;
     if (0.0..=1.0).contains(&v) {
         Ok(v)
     } else {
-        Err(format!(
-            "the ambient fraction must be between 0 and 1 of the key light, not {v}"
-        ))
+        Err(format!("{what} must be between 0 and 1, not {v}"))
     }
 }
 
+pub(super) fn parse_ambient(s: &str) -> Result<f64, String> {
+    parse_fraction(s, "the ambient fraction of the key light")
+}
+
 pub(super) fn parse_share(s: &str) -> Result<f64, String> {
-    let v = parse_f64(s)?;
-    if (0.0..=1.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err(format!("the tilt share must be between 0 and 1, not {v}"))
-    }
+    parse_fraction(s, "the tilt share")
 }
 
 pub(crate) fn parse_megapixels(s: &str) -> Result<f64, String> {
