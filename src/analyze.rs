@@ -240,8 +240,7 @@ fn factor_of(processing_mm_per_px: f64, cam_mm: f64) -> usize {
 /// The factor [`analyze`] will reduce a `w`×`h` photo by with parameters `p` (the
 /// `processing.factor` of its result), and the clipping limits it reduces with; None when the
 /// calibration is not a plausible pixel size (the analysis then refuses the photo). Lets a
-/// caller make that reduction together with another one in one pass
-/// ([`PlaneSource::reduce_two`]).
+/// caller make that reduction ahead of the analysis ([`crate::load::Prereduced`]).
 pub fn processing_reduction(p: &AnalyzeParams, w: usize, h: usize) -> Option<(usize, f32, f32)> {
     let cam_mm = match p.calibration.mm_per_px {
         Some(v) if v.is_finite() && v > 0.0 && v < 10.0 => v,

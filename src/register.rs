@@ -308,7 +308,8 @@ fn log_luminance(reduced: &Reduced) -> Array2<f32> {
         .and(g)
         .and(b)
         .par_for_each(|o, r, g, b| {
-            *o = (r.max(LUM_FLOOR).ln() + g.max(LUM_FLOOR).ln() + b.max(LUM_FLOOR).ln()) / 3.0;
+            // One logarithm of the product (at least LUM_FLOOR³, far above f32's smallest).
+            *o = (r.max(LUM_FLOOR) * g.max(LUM_FLOOR) * b.max(LUM_FLOOR)).ln() / 3.0;
         });
     out
 }
