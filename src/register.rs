@@ -246,9 +246,9 @@ impl RegistrationPlane {
         ))
     }
 
-    /// The reduction (factor, floor, ceil) of a `w`×`h` photo the plane is built from, for
-    /// [`RegistrationPlane::from_reduced`]; refuses photos too small to register.
-    pub fn reduction(
+    /// The reduction (factor, floor, ceil) of a `w`×`h` photo the plane is built from;
+    /// refuses photos too small to register.
+    fn reduction(
         w: usize,
         h: usize,
         p: &RegisterParams,
@@ -271,9 +271,8 @@ impl RegistrationPlane {
     }
 
     /// The plane of a `w`×`h` photo from its reduction by `factor` (see
-    /// [`RegistrationPlane::reduction`]): [`RegistrationPlane::from_planes`] without the pass
-    /// over the photo, when the reduction was made together with another one.
-    pub fn from_reduced(reduced: &Reduced, factor: usize, w: usize, h: usize) -> Self {
+    /// [`RegistrationPlane::reduction`]).
+    fn from_reduced(reduced: &Reduced, factor: usize, w: usize, h: usize) -> Self {
         let lum = log_luminance(reduced);
         // A fine band: coarser bands carry more of the shading of furrow walls, whose apparent
         // position moves with the light direction (measured on the phantom: the bias grows
