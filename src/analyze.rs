@@ -9,12 +9,13 @@ use crate::intrinsics::{separate, Intrinsics};
 use crate::load::{PlaneSource, Reduced};
 use crate::measure::{measure, MeasureContext, Scar, ScarType};
 use crate::normalize::{normalize_reduced, CEIL, FLOOR};
+use crate::pitfit::fit_pits;
 use crate::relief::{
     estimate_azimuth, relief_on_surface_reading, Light, LightSource, ReliefParams,
     ASSUMED_ELEVATION_DEG, TILT_SHARE,
 };
 use crate::segment::{segment, Regions, SegmentParams};
-use crate::symmetry::{symmetric_relief, ScarLabels};
+use crate::symmetry::{symmetric_relief_keeping_cosines, ScarLabels};
 use crate::timings::Timings;
 use crate::validate::{check_params, check_reduced, empty_result_warning, Unmeasurable};
 
@@ -492,8 +493,28 @@ fn analyze_inner(
             count: regions.count,
             height: rel.height.view(),
         };
-        symmetric_relief(reading, &scars, azimuth_deg, unit, &rp)
+        symmetric_relief_keeping_cosines(reading, &scars, azimuth_deg, unit, &rp)
     });
+    let (measured_height, reading) = measured_height;
+    let pits = t.time("pit fit", || {
+        fit_pits(
+            &reading,
+            &regions.labels.view(),
+            &rel.height.view(),
+            regions.count,
+            azimuth_deg,
+            unit,
+            PIT_MAX_RADIUS_MM / unit,
+        )
+    });
+    drop(reading);
+    let pit_depths: Vec<Option<f64>> = pits
+        .iter()
+        .map(|f| {
+            f.filter(|f| f.explained >= PIT_MIN_EXPLAINED)
+                .map(|f| f.depth_px * unit)
+        })
+        .collect();
     // The first relief is dropped here unless kept for paired change.
     let kept = keep_relief.then_some(rel.height);
     let model_rel = match (source, elevation_source) {
@@ -515,6 +536,7 @@ fn analyze_inner(
         calibrated,
         model_rel_uncertainty: model_rel,
         depth_basis,
+        pit_depths,
     };
     let scars = t.time("measure", || {
         measure(
@@ -555,6 +577,15 @@ fn analyze_inner(
     };
     Ok((analysis, kept))
 }
+
+/// Scars up to this equivalent radius (mm) get a pit model fitted to their shading
+/// ([`crate::pitfit`]): icepicks and small boxcars (the type boundary lies near 1.9 mm wide),
+/// whose walls are a few processing pixels wide and steep.
+pub const PIT_MAX_RADIUS_MM: f64 = 1.0;
+
+/// A fitted pit replaces the relief's depth when it explains at least this share of the
+/// shading contrast around the scar (as the change stage's shape fit).
+pub const PIT_MIN_EXPLAINED: f64 = 0.5;
 
 /// Segmentation parameters of an analysis at `unit` mm per processing pixel: detection
 /// scales from the smallest icepick (0.5 mm) to the largest rolling scar (8 mm) — a difference

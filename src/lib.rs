@@ -27,6 +27,7 @@ pub mod load;
 pub mod measure;
 pub mod normalize;
 pub mod phantom;
+pub mod pitfit;
 pub mod register;
 pub mod relief;
 pub mod report;

@@ -67,6 +67,9 @@ pub struct MeasureContext {
     pub model_rel_uncertainty: f64,
     /// Description of how depth was obtained.
     pub depth_basis: String,
+    /// Per label (index label − 1): the depth of the scar's fitted pit model, in the relief's
+    /// units ([`crate::pitfit`]); empty or None where no fit was accepted.
+    pub pit_depths: Vec<Option<f64>>,
 }
 
 struct Acc {
@@ -138,8 +141,9 @@ pub fn measure(
     let unit = ctx.proc_unit_per_px;
     let mut scars: Vec<Scar> = accs
         .iter()
-        .filter(|a| !a.pix.is_empty())
-        .filter_map(|a| {
+        .enumerate()
+        .filter(|(_, a)| !a.pix.is_empty())
+        .filter_map(|(li, a)| {
             // Ring of healthy skin around the scar: the box grown by half its size, unlabelled.
             let m = ((a.x1 - a.x0).max(a.y1 - a.y0) / 2).max(3);
             let rx0 = a.x0.saturating_sub(m) as usize;
@@ -226,6 +230,13 @@ pub fn measure(
             let diam = 2.0 * (area_units / std::f64::consts::PI).sqrt();
             let flatness = n70 / n;
             let (kind, conf) = classify(diam, flatness, max);
+            // A fitted pit model's depth replaces the relief's deepest point; mean depth and
+            // volume scale with it (the walls' under-reading lowers the whole pit).
+            let (max, scale, fitted) = match ctx.pit_depths.get(li).copied().flatten() {
+                Some(fit) if fit > 0.0 => (fit, fit / max, true),
+                _ => (max, 1.0, false),
+            };
+            let sd = sd * scale;
             let depth_unc = (ring_sd.powi(2) + (ctx.model_rel_uncertainty * max).powi(2)).sqrt();
             let mm = |v: f64| ctx.calibrated.then_some(v);
             let (mel_ring, ery_ring) = if n_r > 0.0 {
@@ -252,7 +263,14 @@ pub fn measure(
                 volume_mm3: mm(sd * unit * unit),
                 depth_uncertainty_mm: mm(depth_unc),
                 depth_px: max / unit * f,
-                depth_basis: ctx.depth_basis.clone(),
+                depth_basis: if fitted {
+                    format!(
+                        "{}; depth of a pit model fitted to the scar's shading",
+                        ctx.depth_basis
+                    )
+                } else {
+                    ctx.depth_basis.clone()
+                },
                 kind,
                 type_confidence: conf,
                 redness: 100.0 * (ery / n - ery_ring),

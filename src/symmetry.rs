@@ -135,15 +135,19 @@ fn sample(a: &ArrayView2<f32>, x: f64, y: f64) -> f64 {
 }
 
 /// One scar's pixels (its footprint grown by a margin), pit centre and equivalent radius.
-struct Footprint {
-    pixels: Vec<(usize, usize)>,
-    centre: (f64, f64),
-    radius: f64,
+pub(crate) struct Footprint {
+    pub(crate) pixels: Vec<(usize, usize)>,
+    pub(crate) centre: (f64, f64),
+    pub(crate) radius: f64,
 }
 
 /// Footprints of labels 1..=`count`, each grown by a quarter of its equivalent radius (at
 /// least two pixels: a cone's wall reaches past its 10 % outline) over healthy skin.
-fn footprints(labels: &ArrayView2<u32>, height: &ArrayView2<f32>, count: usize) -> Vec<Footprint> {
+pub(crate) fn footprints(
+    labels: &ArrayView2<u32>,
+    height: &ArrayView2<f32>,
+    count: usize,
+) -> Vec<Footprint> {
     let (h, w) = labels.dim();
     // Per label: Σx, Σy, n, x0, x1, y0, y1.
     let mut acc = vec![(0f64, 0f64, 0usize, usize::MAX, 0usize, usize::MAX, 0usize); count];
@@ -301,6 +305,18 @@ pub fn symmetric_relief(
     unit_per_px: f64,
     p: &ReliefParams,
 ) -> Array2<f32> {
+    paired_relief(reading, scars, azimuth_deg, unit_per_px, p, MAX_MISFIT).0
+}
+
+/// [`symmetric_relief`], also handing back the reading's light cosines (its slope plane is
+/// consumed and left empty) for the stages that read the same shading again.
+pub fn symmetric_relief_keeping_cosines(
+    reading: ShadingReading,
+    scars: &ScarLabels,
+    azimuth_deg: f64,
+    unit_per_px: f64,
+    p: &ReliefParams,
+) -> (Array2<f32>, ShadingReading) {
     paired_relief(reading, scars, azimuth_deg, unit_per_px, p, MAX_MISFIT)
 }
 
@@ -312,14 +328,14 @@ fn paired_relief(
     unit_per_px: f64,
     p: &ReliefParams,
     max_misfit: f64,
-) -> Array2<f32> {
+) -> (Array2<f32>, ShadingReading) {
     let az = azimuth_deg.to_radians();
     let alpha = p.ambient.max(0.0);
     let ShadingReading {
         mut slope,
         median,
-        cos_nl,
-        local_se,
+        cos_nl: cos_owned,
+        local_se: se_owned,
     } = reading;
     let unit = unit_per_px as f32;
     // u towards the light in image axes (y down).
@@ -327,8 +343,8 @@ fn paired_relief(
     let fps = footprints(&scars.labels, &scars.height, scars.count);
     // Up to twice the assumed ambient is plausible: darker than that is only a lower bound.
     let dark = alpha;
-    let cos_nl = cos_nl.view();
-    let local_se = local_se.view();
+    let cos_nl = cos_owned.view();
+    let local_se = se_owned.view();
     // Brightness scatter of the photo's (mostly healthy) skin: a scar whose walls, paired, miss
     // their brightness by more than MAX_MISFIT times this is not symmetric enough to pair.
     let noise = f64::from(robust_stats(&cos_nl).1).max(1e-6);
@@ -417,7 +433,16 @@ fn paired_relief(
         p.edge_taper_mm / unit_per_px,
     );
     z.par_mapv_inplace(|v| v * gain * unit);
-    z
+    drop(slope);
+    (
+        z,
+        ShadingReading {
+            slope: Array2::zeros((0, 0)),
+            median,
+            cos_nl: cos_owned,
+            local_se: se_owned,
+        },
+    )
 }
 
 #[cfg(test)]
@@ -601,7 +626,7 @@ mod tests {
             count: 1,
             height: plain.height.view(),
         };
-        let unguarded = paired_relief(reading.clone(), &scars, 0.0, unit, &p, f64::INFINITY);
+        let unguarded = paired_relief(reading.clone(), &scars, 0.0, unit, &p, f64::INFINITY).0;
         let guarded = symmetric_relief(reading, &scars, 0.0, unit, &p);
         let depth = |z: &Array2<f32>| pit_depth(z, (cx, cy), r);
         let (dp, du, dg) = (depth(&plain.height), depth(&unguarded), depth(&guarded));

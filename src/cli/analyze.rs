@@ -60,7 +60,7 @@ pub struct AnalyzeArgs {
     #[arg(long, value_name = "MIB", default_value_t = LoadLimits::default().max_alloc_bytes >> 20, value_parser = parse_memory_mib)]
     max_memory_mib: u64,
     /// Print each photo's per-stage wall times (decode, normalise, intrinsics, light, relief,
-    /// segment, measure, report, overlay, write) as one JSON line on stderr.
+    /// segment, symmetry, pit fit, measure, report, overlay, write) as one JSON line on stderr.
     #[arg(long)]
     timings: bool,
 }
