@@ -579,9 +579,10 @@ fn analyze_inner(
 }
 
 /// Scars up to this equivalent radius (mm) get a pit model fitted to their shading
-/// ([`crate::pitfit`]): icepicks and small boxcars (the type boundary lies near 1.9 mm wide),
-/// whose walls are a few processing pixels wide and steep.
-pub const PIT_MAX_RADIUS_MM: f64 = 1.0;
+/// ([`crate::pitfit`]): icepicks and boxcars, steep-walled (the classifier's boxcar / rolling
+/// boundary lies near 4.2 mm wide); rolling scars, wider and gentle, are read well pixel by
+/// pixel and their smooth rims are not of the model's family.
+pub const PIT_MAX_RADIUS_MM: f64 = 2.0;
 
 /// A fitted pit replaces the relief's depth when it explains at least this share of the
 /// shading contrast around the scar (as the change stage's shape fit).

@@ -31,6 +31,10 @@ const PRE_ITER: usize = 4;
 /// Most iterations of one fit.
 const MAX_ITER: usize = 30;
 
+/// Scars whose first support radius exceeds this many processing pixels are fitted on
+/// blocks of pixels (the fit's cost grows with the window's area).
+const BLOCK_RADIUS: f64 = 4.0;
+
 /// The window fitted: the disc of this many first support radii (plus two pixels) about the
 /// pit's centre, so the rim and enough flat skin around it are seen.
 const WINDOW: f64 = 1.4;
@@ -38,6 +42,8 @@ const WINDOW: f64 = 1.4;
 /// One scar's fitted pit.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PitFit {
+    /// Centre of the fitted pit, processing pixels [x, y].
+    pub centre_px: [f64; 2],
     /// Depth of the fitted pit below the surrounding skin, processing pixels.
     pub depth_px: f64,
     /// Support radius (mean of the two semi-axes), processing pixels.
@@ -238,42 +244,60 @@ pub fn fit_pits(
             if fp.pixels.len() < 4 || fp.radius > max_radius_px {
                 return None;
             }
-            let r0 = 1.15 * fp.radius.max(1.0);
+            // Wide scars are fitted on b × b blocks (the model still averages over each
+            // block's area), so every fit sees a pit of about BLOCK_RADIUS blocks or less.
+            let b = (1.15 * fp.radius / BLOCK_RADIUS).floor().max(1.0) as usize;
+            let bf = b as f64;
+            let to_block = |v: f64| (v - 0.5 * (bf - 1.0)) / bf;
+            let r0 = 1.15 * fp.radius.max(1.0) / bf;
             let rw = WINDOW * r0 + 2.0;
-            let (cx, cy) = fp.centre;
+            let (cx, cy) = (to_block(fp.centre.0), to_block(fp.centre.1));
+            let (nx, ny) = (ww / b, hh / b);
+            if nx == 0 || ny == 0 {
+                return None;
+            }
             let (x0, x1) = (
                 (cx - rw).floor().max(0.0) as usize,
-                ((cx + rw).ceil() as usize).min(ww - 1),
+                ((cx + rw).ceil().max(0.0) as usize).min(nx - 1),
             );
             let (y0, y1) = (
                 (cy - rw).floor().max(0.0) as usize,
-                ((cy + rw).ceil() as usize).min(hh - 1),
+                ((cy + rw).ceil().max(0.0) as usize).min(ny - 1),
             );
             let mut win = Window { px: Vec::new() };
             let mut dmax = 0f64;
             let mut ring = (0f64, 0usize);
-            for y in y0..=y1 {
+            let inv = 1.0 / (bf * bf);
+            'blocks: for y in y0..=y1 {
                 for x in x0..=x1 {
-                    let l = labels[[y, x]];
                     let (dx, dy) = (x as f64 - cx, y as f64 - cy);
-                    if (l != 0 && l != lab) || dx * dx + dy * dy > rw * rw {
+                    if dx * dx + dy * dy > rw * rw {
                         continue;
                     }
-                    let se = f64::from(reading.local_se[[y, x]]).clamp(0.05, 1.0);
-                    let ce = (1.0 - se * se).max(0.0).sqrt();
-                    win.px.push((
-                        x as f64,
-                        y as f64,
-                        f64::from(reading.cos_nl[[y, x]]),
-                        se,
-                        ce,
-                    ));
-                    if l == 0 {
-                        ring.0 += f64::from(height[[y, x]]);
-                        ring.1 += 1;
-                    } else {
-                        dmax = dmax.max(-f64::from(height[[y, x]]));
+                    let (mut c, mut se) = (0f64, 0f64);
+                    let (mut rs, mut rn, mut dm) = (0f64, 0usize, 0f64);
+                    for fy in y * b..(y + 1) * b {
+                        for fx in x * b..(x + 1) * b {
+                            let l = labels[[fy, fx]];
+                            if l != 0 && l != lab {
+                                continue 'blocks;
+                            }
+                            c += f64::from(reading.cos_nl[[fy, fx]]);
+                            se += f64::from(reading.local_se[[fy, fx]]);
+                            if l == 0 {
+                                rs += f64::from(height[[fy, fx]]);
+                                rn += 1;
+                            } else {
+                                dm = dm.max(-f64::from(height[[fy, fx]]));
+                            }
+                        }
                     }
+                    let se = (se * inv).clamp(0.05, 1.0);
+                    let ce = (1.0 - se * se).max(0.0).sqrt();
+                    win.px.push((x as f64, y as f64, c * inv, se, ce));
+                    ring.0 += rs;
+                    ring.1 += rn;
+                    dmax = dmax.max(dm);
                 }
             }
             if win.px.len() < 12 {
@@ -284,8 +308,8 @@ pub fn fit_pits(
             } else {
                 0.0
             };
-            // Heights are in the relief's units; the first depth in processing pixels.
-            let d0 = ((dmax + base) / unit_per_px).max(0.3);
+            // Heights are in the relief's units; the first depth in blocks.
+            let d0 = ((dmax + base) / unit_per_px / bf).max(0.3);
             let flat: f64 = win.px.iter().map(|p| (p.3 - p.2).powi(2)).sum();
             if flat <= 0.0 {
                 return None;
@@ -311,8 +335,9 @@ pub fn fit_pits(
             let (th, _) = best?;
             let (th, c) = fit(&win, u, th, &bounds, MAX_ITER);
             Some(PitFit {
-                depth_px: th[5].exp(),
-                radius_px: th[2].exp(),
+                centre_px: [th[0] * bf + 0.5 * (bf - 1.0), th[1] * bf + 0.5 * (bf - 1.0)],
+                depth_px: th[5].exp() * bf,
+                radius_px: th[2].exp() * bf,
                 shape: th[6].exp(),
                 explained: 1.0 - c / flat,
             })
@@ -397,6 +422,34 @@ mod tests {
             );
             assert!(f.shape < 1.6, "a cone reads as a cone: p {:.2}", f.shape);
         }
+    }
+
+    #[test]
+    fn a_wide_cone_is_fitted_on_blocks_to_its_depth() {
+        // A cone 2.4 mm wide (fitted on 3 × 3 blocks), 1.0 mm deep, under 45° light.
+        let (reading, labels, height) =
+            cone_scene((80, 72), (40.4, 35.7), 12.0, 10.0, 2.0, 45f64.to_radians());
+        let fits = fit_pits(
+            &reading,
+            &labels.view(),
+            &height.view(),
+            1,
+            114.6,
+            0.1,
+            20.0,
+        );
+        let f = fits[0].expect("fitted");
+        assert!(f.explained > 0.9, "explained {:.3}", f.explained);
+        assert!(
+            (f.depth_px / 10.0 - 1.0).abs() < 0.12,
+            "depth {:.2}",
+            f.depth_px
+        );
+        assert!(
+            (f.centre_px[0] - 40.4).abs() < 1.0 && (f.centre_px[1] - 35.7).abs() < 1.0,
+            "centre {:?}",
+            f.centre_px
+        );
     }
 
     #[test]
