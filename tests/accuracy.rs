@@ -60,27 +60,27 @@ fn median_depth_error_is_within_30_percent_with_light_given_and_40_percent_estim
 }
 
 /// The targets are F1 ≥ 0.90, area error ≤ 15 % and depth Spearman ≥ 0.85. Measured
-/// 2026-11-28 after the healthy skin's smooth brightness was split evenly between tilt and
-/// fall-off (README, "Tilt or fall-off"), light given / estimated: F1 0.921 / 0.931, area
-/// error over all matched scars 0.113 / 0.100, Spearman 0.78 / 0.78 (0.73 / 0.74 with all of
-/// it read as tilt, which this floor of 0.75 fails). F1 and area error are held to the
-/// targets themselves; depth ranking, not met, to a floor below its measured value.
+/// 2026-11-29 with the pit fit (README, "Pits fitted whole"), light given / estimated: F1
+/// 0.920 / 0.931, area error over all matched scars 0.112 / 0.100, Spearman 0.818 / 0.851
+/// per photo, 0.79 / 0.74 pooled (without the pit fit 0.78 / 0.78 per photo, which this
+/// floor of 0.80 fails). F1 and area error are held to the targets themselves; depth
+/// ranking, not met, to floors below its measured values.
 #[test]
 fn detection_area_and_depth_ranking_meet_the_targets_or_hold_their_floors() {
     for given in [true, false] {
         let s = summary(given);
         assert!(s.f1 >= 0.90, "given {given}: {s:?}");
         assert!(s.area_error_pooled <= 0.15, "given {given}: {s:?}");
-        assert!(s.depth_spearman >= 0.75, "given {given}: {s:?}");
+        assert!(s.depth_spearman >= 0.80, "given {given}: {s:?}");
+        assert!(s.depth_spearman_pooled >= 0.70, "given {given}: {s:?}");
     }
 }
 
 /// Real photos and ray-traced renderings have cast shadows; the phantom draws them on request.
-/// Measured 2026-11-28 after the healthy skin's smooth brightness was split evenly between
-/// tilt and fall-off (README, "Tilt or fall-off"), light given / estimated: F1 0.930 / 0.928,
-/// area error (median over photos) 0.113 / 0.110, depth error 0.20 / 0.29, Spearman 0.75 /
-/// 0.80 (0.63 / 0.73 with all of it read as tilt, which the floor of 0.70 fails), azimuth
-/// 12/12. F1 and area error are held to the issue's
+/// Measured 2026-11-29 with the pit fit (README, "Pits fitted whole"), light given /
+/// estimated: F1 0.929 / 0.928, depth error 0.15 / 0.35, Spearman 0.83 / 0.91 per photo,
+/// 0.77 / 0.75 pooled (without the pit fit 0.75 / 0.80 per photo, which the floor of 0.80
+/// fails), azimuth 12/12. F1 and area error are held to the issue's
 /// targets, Spearman to a floor just below its measured value; the depth-error bounds are the
 /// issue's own.
 #[test]
@@ -100,7 +100,8 @@ fn with_cast_shadows_the_grid_keeps_its_measured_figures() {
         eprintln!("cast shadows, light given {given}: {s:?}");
         assert!(s.f1 >= 0.90, "given {given}: {s:?}");
         assert!(s.area_error <= 0.15, "given {given}: {s:?}");
-        assert!(s.depth_spearman >= 0.70, "given {given}: {s:?}");
+        assert!(s.depth_spearman >= 0.80, "given {given}: {s:?}");
+        assert!(s.depth_spearman_pooled >= 0.70, "given {given}: {s:?}");
         let bound = if given { 0.30 } else { 0.40 };
         assert!(s.depth_error <= bound, "given {given}: {s:?}");
         assert!(s.azimuth_within_15 >= 0.9, "given {given}: {s:?}");
