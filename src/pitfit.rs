@@ -9,7 +9,9 @@
 //! the reduction average light, and fitted to the observed cos(normal, light) by
 //! Levenberg–Marquardt. The walls across the light fix the slope without the two ambiguities
 //! of the walls along it (attached shadow, the brightest normal), and the sub-pixel average
-//! accounts for the mixing. Data flow one way: the relief stage's [`ShadingReading`] and the
+//! accounts for the mixing. Scars wider than a few pixels are fitted on blocks of pixels, the
+//! model still averaged over each block's area, so the cost per scar stays bounded. Data flow
+//! one way: the relief stage's [`ShadingReading`] and the
 //! segmentation's labels in, one optional [`PitFit`] per label out (measurement uses it).
 
 use ndarray::ArrayView2;
@@ -46,7 +48,8 @@ pub struct PitFit {
     pub centre_px: [f64; 2],
     /// Depth of the fitted pit below the surrounding skin, processing pixels.
     pub depth_px: f64,
-    /// Support radius (mean of the two semi-axes), processing pixels.
+    /// Support radius R, processing pixels (the ellipse's semi-axes are R / √(1 ± |e|), e
+    /// its fitted ellipticity).
     pub radius_px: f64,
     /// Shape exponent p.
     pub shape: f64,
