@@ -11,13 +11,13 @@
 //! of the walls along it (attached shadow, the brightest normal), and the sub-pixel average
 //! accounts for the mixing. Scars wider than a few pixels are fitted on blocks of pixels, the
 //! model still averaged over each block's area, so the cost per scar stays bounded. Data flow
-//! one way: the relief stage's [`ShadingReading`] and the
+//! one way: the relief stage's light cosines ([`ShadingCosines`]) and the
 //! segmentation's labels in, one optional [`PitFit`] per label out (measurement uses it).
 
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 
-use crate::relief::ShadingReading;
+use crate::relief::ShadingCosines;
 use crate::symmetry::footprints;
 
 /// Sub-pixel samples per side when rendering the model.
@@ -228,7 +228,7 @@ fn fit(
 /// `max_radius_px`; `height` is the relief the labels were segmented on (for each pit's
 /// centre and a first depth). Index i holds label i + 1.
 pub fn fit_pits(
-    reading: &ShadingReading,
+    reading: &ShadingCosines,
     labels: &ArrayView2<u32>,
     height: &ArrayView2<f32>,
     count: usize,
@@ -363,7 +363,7 @@ mod tests {
         depth: f64,
         az: f64,
         e: f64,
-    ) -> (ShadingReading, Array2<u32>, Array2<f32>) {
+    ) -> (ShadingCosines, Array2<u32>, Array2<f32>) {
         let (ux, uy) = (az.cos(), -az.sin());
         let l = [e.cos() * ux, e.cos() * uy, e.sin()];
         let n = 8;
@@ -392,12 +392,7 @@ mod tests {
             (-(depth * (1.0 - r / radius)).max(0.0)) as f32
         });
         let labels = height.mapv(|z| u32::from(f64::from(z) < -0.1 * depth));
-        let reading = ShadingReading {
-            slope: Array2::zeros((0, 0)),
-            median: 0.0,
-            cos_nl,
-            local_se,
-        };
+        let reading = ShadingCosines { cos_nl, local_se };
         (reading, labels, height)
     }
 
@@ -463,7 +458,7 @@ mod tests {
         let fits = fit_pits(&reading, &labels.view(), &height.view(), 1, 28.6, 0.1, 2.0);
         assert!(fits[0].is_none());
         // The same label over a flat, textured patch: whatever is fitted explains little.
-        let flat = ShadingReading {
+        let flat = ShadingCosines {
             cos_nl: Array2::from_shape_fn((40, 48), |(y, x)| {
                 (40f64.to_radians().sin() + 0.02 * ((x * 7 + y * 13) % 5) as f64 - 0.04) as f32
             }),

@@ -334,6 +334,16 @@ pub struct ShadingReading {
     pub local_se: Array2<f32>,
 }
 
+/// The per-pixel light cosines of a [`ShadingReading`] without its slope plane: what later
+/// stages that render a model against the same shading need ([`crate::pitfit`]).
+#[derive(Debug, Clone)]
+pub struct ShadingCosines {
+    /// cos(normal, light) per pixel, clamped to 0…1 (0: attached shadow).
+    pub cos_nl: Array2<f32>,
+    /// Sine of the light's elevation over the local (healthy) surface per pixel.
+    pub local_se: Array2<f32>,
+}
+
 /// [`relief_on_surface`], also returning the last pass's [`ShadingReading`] (the last slope
 /// plane is then held until the caller drops the reading).
 pub fn relief_on_surface_reading(

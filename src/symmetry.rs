@@ -29,7 +29,7 @@ use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
 use crate::filters::{bilinear, robust_stats};
-use crate::relief::{integrate_slope, ReliefParams, ShadingReading};
+use crate::relief::{integrate_slope, ReliefParams, ShadingCosines, ShadingReading};
 
 /// A scar whose pairs miss their brightness by more than this many times the skin's
 /// brightness scatter (RMS over its footprint) keeps its own readings — it is not symmetric
@@ -309,14 +309,14 @@ pub fn symmetric_relief(
 }
 
 /// [`symmetric_relief`], also handing back the reading's light cosines (its slope plane is
-/// consumed and left empty) for the stages that read the same shading again.
+/// consumed) for the stages that read the same shading again.
 pub fn symmetric_relief_keeping_cosines(
     reading: ShadingReading,
     scars: &ScarLabels,
     azimuth_deg: f64,
     unit_per_px: f64,
     p: &ReliefParams,
-) -> (Array2<f32>, ShadingReading) {
+) -> (Array2<f32>, ShadingCosines) {
     paired_relief(reading, scars, azimuth_deg, unit_per_px, p, MAX_MISFIT)
 }
 
@@ -328,7 +328,7 @@ fn paired_relief(
     unit_per_px: f64,
     p: &ReliefParams,
     max_misfit: f64,
-) -> (Array2<f32>, ShadingReading) {
+) -> (Array2<f32>, ShadingCosines) {
     let az = azimuth_deg.to_radians();
     let alpha = p.ambient.max(0.0);
     let ShadingReading {
@@ -436,9 +436,7 @@ fn paired_relief(
     drop(slope);
     (
         z,
-        ShadingReading {
-            slope: Array2::zeros((0, 0)),
-            median,
+        ShadingCosines {
             cos_nl: cos_owned,
             local_se: se_owned,
         },
