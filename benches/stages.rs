@@ -208,7 +208,7 @@ fn stages(c: &mut Criterion) {
         calibrated: true,
         model_rel_uncertainty: 0.5,
         depth_basis: "bench".into(),
-        pit_depths: Vec::new(),
+        pits: Vec::new(),
     };
     let mut g = configure(c, "measure");
     g.bench_function("scars", |b| {

@@ -94,7 +94,7 @@ fn main() {
             calibrated: true,
             model_rel_uncertainty: 0.25,
             depth_basis: String::new(),
-            pit_depths: Vec::new(),
+            pits: Vec::new(),
         };
         let oracle = measure(
             &a.regions,

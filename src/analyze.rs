@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::intrinsics::{separate, Intrinsics};
 use crate::load::{PlaneSource, Reduced};
-use crate::measure::{measure, MeasureContext, Scar, ScarType};
+use crate::measure::{measure, MeasureContext, PitReading, Scar, ScarType};
 use crate::normalize::{normalize_reduced, CEIL, FLOOR};
-use crate::pitfit::fit_pits;
+use crate::pitfit::{fit_pits, PitFit};
 use crate::relief::{
-    estimate_azimuth, relief_on_surface_reading, Light, LightSource, ReliefParams,
+    estimate_azimuth, relief_on_surface_reading, Light, LightSource, ReliefParams, ShadingCosines,
     ASSUMED_ELEVATION_DEG, TILT_SHARE,
 };
 use crate::segment::{segment, Regions, SegmentParams};
@@ -273,6 +273,12 @@ pub struct ReliefMap {
     pub height: Array2<f32>,
     /// Label in `Analysis::regions.labels` of each scar, parallel to `Analysis::scars`.
     pub scar_labels: Vec<u32>,
+    /// The light cosines the pit models were fitted to (same grid), so that a pit fitted on
+    /// another session can be refitted here ([`crate::pitfit::refit_pit`]).
+    pub cosines: ShadingCosines,
+    /// Per label (index label − 1): the accepted pit model ([`crate::pitfit`]), processing
+    /// pixels; None where none was fitted or it explained too little.
+    pub pits: Vec<Option<PitFit>>,
 }
 
 /// [`analyze`], also returning the relief map the scars were measured on.
@@ -294,14 +300,23 @@ pub fn analyze_keeping_relief_timed<P: PlaneSource + ?Sized>(
     t: &mut Timings,
 ) -> Result<(Analysis, ReliefMap), AnalysisError> {
     let reduce = |f: usize, lo: f32, hi: f32| Ok(planes.reduce(f, lo, hi));
-    let (a, height) = analyze_inner(planes.width(), planes.height(), reduce, p, t, true)?;
+    let (a, kept) = analyze_inner(planes.width(), planes.height(), reduce, p, t, true)?;
     let scar_labels = scar_labels(&a.scars, &a.regions.labels, a.processing.factor);
-    let height = height.unwrap_or_else(|| Array2::zeros(a.regions.labels.dim()));
+    let dim = a.regions.labels.dim();
+    let (height, cosines, pits) = kept.unwrap_or_else(|| {
+        let cosines = ShadingCosines {
+            cos_nl: Array2::zeros(dim),
+            local_se: Array2::zeros(dim),
+        };
+        (Array2::zeros(dim), cosines, Vec::new())
+    });
     Ok((
         a,
         ReliefMap {
             height,
             scar_labels,
+            cosines,
+            pits,
         },
     ))
 }
@@ -364,6 +379,10 @@ pub fn analyze_reduced_timed(
     analyze_inner(width, height, reduce, p, t, false).map(|(a, _)| a)
 }
 
+/// What an analysis keeps for paired change: its first relief, its light cosines and its
+/// accepted pit models per label.
+type KeptMaps = (Array2<f32>, ShadingCosines, Vec<Option<PitFit>>);
+
 fn analyze_inner(
     w: usize,
     h: usize,
@@ -371,7 +390,7 @@ fn analyze_inner(
     p: &AnalyzeParams,
     t: &mut Timings,
     keep_relief: bool,
-) -> Result<(Analysis, Option<Array2<f32>>), AnalysisError> {
+) -> Result<(Analysis, Option<KeptMaps>), AnalysisError> {
     check_params(p)?;
     let calibrated = p.calibration.mm_per_px.is_some();
     let mut warnings = Vec::new();
@@ -507,16 +526,23 @@ fn analyze_inner(
             PIT_MAX_RADIUS_MM / unit,
         )
     });
-    drop(reading);
-    let pit_depths: Vec<Option<f64>> = pits
+    // The cosines are dropped here unless kept for paired change.
+    let kept_cosines = keep_relief.then_some(reading);
+    let pits: Vec<Option<PitFit>> = pits
+        .into_iter()
+        .map(|f| f.filter(|f| f.explained >= PIT_MIN_EXPLAINED))
+        .collect();
+    let pit_readings: Vec<Option<PitReading>> = pits
         .iter()
         .map(|f| {
-            f.filter(|f| f.explained >= PIT_MIN_EXPLAINED)
-                .map(|f| f.depth_px * unit)
+            f.map(|f| PitReading {
+                depth: f.depth_px * unit,
+                area_px: f.area_px,
+            })
         })
         .collect();
-    // The first relief is dropped here unless kept for paired change.
-    let kept = keep_relief.then_some(rel.height);
+    // The first relief and the pit models are dropped here unless kept for paired change.
+    let kept = kept_cosines.map(|c| (rel.height, c, pits));
     let model_rel = match (source, elevation_source) {
         (LightSource::Given, LightSource::Given) => 0.25,
         (_, LightSource::Given) => 0.3,
@@ -536,7 +562,7 @@ fn analyze_inner(
         calibrated,
         model_rel_uncertainty: model_rel,
         depth_basis,
-        pit_depths,
+        pits: pit_readings,
     };
     let scars = t.time("measure", || {
         measure(

@@ -26,7 +26,9 @@ use ndarray::Array2;
 use crate::analyze::{analyze_keeping_relief_timed, processing_factor, Analysis, ReliefMap};
 use crate::change::{relief_gain, SessionMaps};
 use crate::load::{decode_bytes, LoadLimits, PlaneSource, MAX_FILE_BYTES};
+use crate::pitfit::PitFit;
 use crate::register::{register, RegisterParams, Registration, RegistrationPlane};
+use crate::relief::ShadingCosines;
 use crate::report::overlay::{draw_overlay, write_png};
 use crate::report::study::{
     scars_csv_rows, subject_doc_rel, PhotoStatus, Provenance, SessionEntry, SubjectDigest,
@@ -301,6 +303,8 @@ struct ViewMaps {
     height: Array2<f32>,
     labels: Array2<u32>,
     scar_labels: Vec<u32>,
+    cosines: ShadingCosines,
+    pits: Vec<Option<PitFit>>,
     factor: usize,
     unit_per_px: f64,
     light_azimuth_deg: f64,
@@ -313,6 +317,8 @@ impl ViewMaps {
             height: r.height,
             labels: std::mem::take(&mut a.regions.labels),
             scar_labels: r.scar_labels,
+            cosines: r.cosines,
+            pits: r.pits,
             factor: a.processing.factor.max(1),
             unit_per_px: a.processing.mm_per_px,
             light_azimuth_deg: a.light.azimuth_deg,
@@ -327,6 +333,8 @@ impl ViewMaps {
             factor: self.factor,
             unit_per_px: self.unit_per_px,
             light_azimuth_deg: self.light_azimuth_deg,
+            cosines: Some(&self.cosines),
+            pits: &self.pits,
         }
     }
 }

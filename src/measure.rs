@@ -52,6 +52,12 @@ pub struct Scar {
     pub pigment: f64,
     /// Fraction of the footprint deeper than 70 % of the maximum (≈0.6 boxcar, ≈0.1 cone).
     pub floor_flatness: f64,
+    /// Area of the 10 % outline (DOMAIN.md §4) of the pit model fitted to the scar's shading,
+    /// camera pixels²; null where no model was fitted or accepted (`depth_basis` says when
+    /// one was). Less exact than the footprint as an area, but read from the whole shape: its
+    /// ratio between two sessions is `compare`'s main reading of a small scar's area change.
+    #[serde(default)]
+    pub pit_model_area_px: Option<f64>,
 }
 
 /// Scale and provenance needed to express measurements.
@@ -67,9 +73,18 @@ pub struct MeasureContext {
     pub model_rel_uncertainty: f64,
     /// Description of how depth was obtained.
     pub depth_basis: String,
-    /// Per label (index label − 1): the depth of the scar's fitted pit model, in the relief's
-    /// units ([`crate::pitfit`]); empty or None where no fit was accepted.
-    pub pit_depths: Vec<Option<f64>>,
+    /// Per label (index label − 1): the scar's accepted pit model ([`crate::pitfit`]);
+    /// empty or None where no fit was accepted.
+    pub pits: Vec<Option<PitReading>>,
+}
+
+/// What the measurement takes of an accepted pit model ([`crate::pitfit::PitFit`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PitReading {
+    /// Depth below the surrounding skin, relief units.
+    pub depth: f64,
+    /// Area of the model's 10 % outline, processing pixels².
+    pub area_px: f64,
 }
 
 struct Acc {
@@ -232,10 +247,11 @@ pub fn measure(
             let (kind, conf) = classify(diam, flatness, max);
             // A fitted pit model's depth replaces the relief's deepest point; mean depth and
             // volume scale with it (the walls' under-reading lowers the whole pit).
-            let (max, scale, fitted) = match ctx.pit_depths.get(li).copied().flatten() {
-                Some(fit) if fit > 0.0 => (fit, fit / max, true),
-                _ => (max, 1.0, false),
+            let (max, scale, pit_area) = match ctx.pits.get(li).copied().flatten() {
+                Some(pit) if pit.depth > 0.0 => (pit.depth, pit.depth / max, Some(pit.area_px)),
+                _ => (max, 1.0, None),
             };
+            let fitted = pit_area.is_some();
             let sd = sd * scale;
             let depth_unc = (ring_sd.powi(2) + (ctx.model_rel_uncertainty * max).powi(2)).sqrt();
             let mm = |v: f64| ctx.calibrated.then_some(v);
@@ -276,6 +292,7 @@ pub fn measure(
                 redness: 100.0 * (ery / n - ery_ring),
                 pigment: 100.0 * (mel / n - mel_ring),
                 floor_flatness: flatness,
+                pit_model_area_px: pit_area.map(|a| a * f * f),
             })
         })
         .collect();

@@ -51,10 +51,15 @@ pub struct PitFit {
     /// Support radius R, processing pixels (the ellipse's semi-axes are R / √(1 ± |e|), e
     /// its fitted ellipticity).
     pub radius_px: f64,
+    /// Ellipticity (e1, e2) of the support: ρ² = dᵀ M d / R² with M = [[1 + e1, e2],
+    /// [e2, 1 − e1]], d the offset from the centre (processing pixels).
+    pub ellipticity: [f64; 2],
     /// Shape exponent p.
     pub shape: f64,
     /// Share of the shading contrast in the window the model explains (1 − SSE / SSE_flat).
     pub explained: f64,
+    /// Area of the model's 10 % outline (DOMAIN.md §4), processing pixels².
+    pub area_px: f64,
 }
 
 struct Window {
@@ -154,6 +159,7 @@ fn fit(
     th0: [f64; 7],
     bounds: &[(f64, f64); 7],
     max_iter: usize,
+    free: [bool; 7],
 ) -> ([f64; 7], f64) {
     let clampv = |mut t: [f64; 7]| {
         for (v, b) in t.iter_mut().zip(bounds) {
@@ -170,6 +176,12 @@ fn fit(
     let mut cols: Vec<Vec<f64>> = vec![Vec::new(); 7];
     for _ in 0..max_iter {
         for k in 0..7 {
+            if !free[k] {
+                // A held parameter: no column, so no step.
+                cols[k].clear();
+                cols[k].resize(r.len(), 0.0);
+                continue;
+            }
             let mut t = th;
             t[k] += steps[k];
             residuals(w, u, &t, &mut cols[k]);
@@ -186,6 +198,11 @@ fn fit(
                 jtj[j][i] = s;
             }
             jtr[i] = cols[i].iter().zip(&r).map(|(a, b)| a * b).sum();
+        }
+        for k in 0..7 {
+            if !free[k] {
+                jtj[k][k] = 1.0;
+            }
         }
         let mut improved = false;
         for _ in 0..8 {
@@ -238,7 +255,6 @@ pub fn fit_pits(
 ) -> Vec<Option<PitFit>> {
     let az = azimuth_deg.to_radians();
     let u = (az.cos(), -az.sin());
-    let (hh, ww) = labels.dim();
     let fps = footprints(labels, height, count);
     fps.par_iter()
         .enumerate()
@@ -247,116 +263,234 @@ pub fn fit_pits(
             if fp.pixels.len() < 4 || fp.radius > max_radius_px {
                 return None;
             }
-            // Wide scars are fitted on b × b blocks (the model still averages over each
-            // block's area), so every fit sees a pit of about BLOCK_RADIUS blocks or less.
-            let b = (1.15 * fp.radius / BLOCK_RADIUS).floor().max(1.0) as usize;
-            let bf = b as f64;
-            let to_block = |v: f64| (v - 0.5 * (bf - 1.0)) / bf;
-            let r0 = 1.15 * fp.radius.max(1.0) / bf;
-            let rw = WINDOW * r0 + 2.0;
-            let (cx, cy) = (to_block(fp.centre.0), to_block(fp.centre.1));
-            let (nx, ny) = (ww / b, hh / b);
-            if nx == 0 || ny == 0 {
-                return None;
-            }
-            let (x0, x1) = (
-                (cx - rw).floor().max(0.0) as usize,
-                ((cx + rw).ceil().max(0.0) as usize).min(nx - 1),
-            );
-            let (y0, y1) = (
-                (cy - rw).floor().max(0.0) as usize,
-                ((cy + rw).ceil().max(0.0) as usize).min(ny - 1),
-            );
-            let mut win = Window { px: Vec::new() };
-            let mut dmax = 0f64;
-            let mut ring = (0f64, 0usize);
-            let inv = 1.0 / (bf * bf);
-            'blocks: for y in y0..=y1 {
-                for x in x0..=x1 {
-                    let (dx, dy) = (x as f64 - cx, y as f64 - cy);
-                    if dx * dx + dy * dy > rw * rw {
-                        continue;
-                    }
-                    let (mut c, mut se) = (0f64, 0f64);
-                    let (mut rs, mut rn, mut dm) = (0f64, 0usize, 0f64);
-                    for fy in y * b..(y + 1) * b {
-                        for fx in x * b..(x + 1) * b {
-                            let l = labels[[fy, fx]];
-                            if l != 0 && l != lab {
-                                continue 'blocks;
-                            }
-                            c += f64::from(reading.cos_nl[[fy, fx]]);
-                            se += f64::from(reading.local_se[[fy, fx]]);
-                            if l == 0 {
-                                rs += f64::from(height[[fy, fx]]);
-                                rn += 1;
-                            } else {
-                                dm = dm.max(-f64::from(height[[fy, fx]]));
-                            }
-                        }
-                    }
-                    let se = (se * inv).clamp(0.05, 1.0);
-                    let ce = (1.0 - se * se).max(0.0).sqrt();
-                    win.px.push((x as f64, y as f64, c * inv, se, ce));
-                    ring.0 += rs;
-                    ring.1 += rn;
-                    dmax = dmax.max(dm);
-                }
-            }
-            if win.px.len() < 12 {
-                return None;
-            }
-            let base = if ring.1 > 0 {
-                ring.0 / ring.1 as f64
-            } else {
-                0.0
-            };
+            let pw = prepare(
+                reading,
+                labels,
+                Some(height),
+                lab,
+                [fp.centre.0, fp.centre.1],
+                1.15 * fp.radius.max(1.0),
+            )?;
+            let (bf, r0, [cx, cy]) = (pw.block as f64, pw.r0, pw.centre);
             // Heights are in the relief's units; the first depth in blocks.
-            let d0 = ((dmax + base) / unit_per_px / bf).max(0.3);
-            let flat: f64 = win.px.iter().map(|p| (p.3 - p.2).powi(2)).sum();
-            if flat <= 0.0 {
-                return None;
-            }
-            let bounds = [
-                (cx - 0.5 * r0, cx + 0.5 * r0),
-                (cy - 0.5 * r0, cy + 0.5 * r0),
-                ((0.5 * r0).ln(), (2.0 * r0).ln()),
-                (-0.4, 0.4),
-                (-0.4, 0.4),
-                ((0.05f64).ln(), (4.0 * r0).ln()),
-                ((0.6f64).ln(), (8.0f64).ln()),
-            ];
+            let d0 = ((pw.deepest + pw.ring_mean) / unit_per_px / bf).max(0.3);
+            let bounds = bounds_of(pw.centre, r0);
             let mut best: Option<([f64; 7], f64)> = None;
             // Cone, paraboloid and flat-floored starts, a few steps each; the best runs on.
             for p0 in [1.0f64, 2.0, 4.0] {
                 let th0 = [cx, cy, r0.ln(), 0.0, 0.0, d0.ln(), p0.ln()];
-                let (th, c) = fit(&win, u, th0, &bounds, PRE_ITER);
+                let (th, c) = fit(&pw.win, u, th0, &bounds, PRE_ITER, [true; 7]);
                 if best.is_none_or(|b| c < b.1) {
                     best = Some((th, c));
                 }
             }
             let (th, _) = best?;
-            let (th, c) = fit(&win, u, th, &bounds, MAX_ITER);
-            Some(PitFit {
-                centre_px: [th[0] * bf + 0.5 * (bf - 1.0), th[1] * bf + 0.5 * (bf - 1.0)],
-                depth_px: th[5].exp() * bf,
-                radius_px: th[2].exp() * bf,
-                shape: th[6].exp(),
-                explained: 1.0 - c / flat,
-            })
+            let (th, c) = fit(&pw.win, u, th, &bounds, MAX_ITER, [true; 7]);
+            Some(pit_of(&th, c, &pw))
         })
         .collect()
 }
 
+/// Refit `model` (a pit fitted on another photo of the same scar, mapped into this photo's
+/// processing pixels) to this photo's shading with its shape held: only its centre, support
+/// radius and depth are free, its ellipticity and shape exponent stay. `label` is the scar's
+/// label in `labels` (other scars' pixels are left out of the window). The two photos then
+/// measure one shape, so their depth and radius ratios are not mixed with a change of fitted
+/// shape (a cone read as a paraboloid in one photo reads deeper). None where no window can be
+/// built.
+pub fn refit_pit(
+    reading: &ShadingCosines,
+    labels: &ArrayView2<u32>,
+    label: u32,
+    azimuth_deg: f64,
+    model: &PitFit,
+) -> Option<PitFit> {
+    let ok = |v: f64| v.is_finite() && v > 0.0;
+    if label == 0 || !ok(model.radius_px) || !ok(model.depth_px) || !ok(model.shape) {
+        return None;
+    }
+    let az = azimuth_deg.to_radians();
+    let u = (az.cos(), -az.sin());
+    let pw = prepare(
+        reading,
+        labels,
+        None,
+        label,
+        model.centre_px,
+        model.radius_px,
+    )?;
+    let bf = pw.block as f64;
+    let [e1, e2] = model.ellipticity.map(|e| e.clamp(-0.4, 0.4));
+    let th0 = [
+        pw.centre[0],
+        pw.centre[1],
+        pw.r0.ln(),
+        e1,
+        e2,
+        (model.depth_px / bf).max(0.05).ln(),
+        model.shape.ln(),
+    ];
+    let bounds = bounds_of(pw.centre, pw.r0);
+    let free = [true, true, true, false, false, true, false];
+    let (th, c) = fit(&pw.win, u, th0, &bounds, MAX_ITER, free);
+    Some(pit_of(&th, c, &pw))
+}
+
+/// One pit's fitting window in blocks of `block` × `block` processing pixels.
+struct Prepared {
+    win: Window,
+    block: usize,
+    /// First support radius, blocks.
+    r0: f64,
+    /// First centre, blocks.
+    centre: [f64; 2],
+    /// Share-of-contrast denominator: the misfit of flat skin.
+    flat: f64,
+    /// Deepest footprint point and mean ring height (relief units; 0 without a height map).
+    deepest: f64,
+    ring_mean: f64,
+}
+
+/// The window of the pit of label `lab` centred at `centre` (processing px) with first
+/// support radius `support` (processing px): the disc of [`WINDOW`] radii plus two blocks,
+/// blocks holding another scar's pixels left out. Wide scars are fitted on b × b blocks (the
+/// model still averages over each block's area), so every fit sees a pit of about
+/// [`BLOCK_RADIUS`] blocks or less.
+fn prepare(
+    reading: &ShadingCosines,
+    labels: &ArrayView2<u32>,
+    height: Option<&ArrayView2<f32>>,
+    lab: u32,
+    centre: [f64; 2],
+    support: f64,
+) -> Option<Prepared> {
+    let (hh, ww) = labels.dim();
+    if reading.cos_nl.dim() != (hh, ww) || reading.local_se.dim() != (hh, ww) {
+        return None;
+    }
+    if height.is_some_and(|h| h.dim() != (hh, ww)) || !centre.iter().all(|v| v.is_finite()) {
+        return None;
+    }
+    let b = (support / BLOCK_RADIUS).floor().clamp(1.0, 1e6) as usize;
+    let bf = b as f64;
+    let to_block = |v: f64| (v - 0.5 * (bf - 1.0)) / bf;
+    let r0 = support.max(1.15) / bf;
+    let rw = WINDOW * r0 + 2.0;
+    let (cx, cy) = (to_block(centre[0]), to_block(centre[1]));
+    let (nx, ny) = (ww / b, hh / b);
+    if nx == 0 || ny == 0 {
+        return None;
+    }
+    let (x0, x1) = (
+        (cx - rw).floor().max(0.0) as usize,
+        ((cx + rw).ceil().max(0.0) as usize).min(nx - 1),
+    );
+    let (y0, y1) = (
+        (cy - rw).floor().max(0.0) as usize,
+        ((cy + rw).ceil().max(0.0) as usize).min(ny - 1),
+    );
+    let mut win = Window { px: Vec::new() };
+    let mut dmax = 0f64;
+    let mut ring = (0f64, 0usize);
+    let inv = 1.0 / (bf * bf);
+    'blocks: for y in y0..=y1 {
+        for x in x0..=x1 {
+            let (dx, dy) = (x as f64 - cx, y as f64 - cy);
+            if dx * dx + dy * dy > rw * rw {
+                continue;
+            }
+            let (mut c, mut se) = (0f64, 0f64);
+            let (mut rs, mut rn, mut dm) = (0f64, 0usize, 0f64);
+            for fy in y * b..(y + 1) * b {
+                for fx in x * b..(x + 1) * b {
+                    let l = labels[[fy, fx]];
+                    if l != 0 && l != lab {
+                        continue 'blocks;
+                    }
+                    c += f64::from(reading.cos_nl[[fy, fx]]);
+                    se += f64::from(reading.local_se[[fy, fx]]);
+                    if let Some(h) = height {
+                        if l == 0 {
+                            rs += f64::from(h[[fy, fx]]);
+                            rn += 1;
+                        } else {
+                            dm = dm.max(-f64::from(h[[fy, fx]]));
+                        }
+                    }
+                }
+            }
+            let se = (se * inv).clamp(0.05, 1.0);
+            let ce = (1.0 - se * se).max(0.0).sqrt();
+            win.px.push((x as f64, y as f64, c * inv, se, ce));
+            ring.0 += rs;
+            ring.1 += rn;
+            dmax = dmax.max(dm);
+        }
+    }
+    if win.px.len() < 12 {
+        return None;
+    }
+    let ring_mean = if ring.1 > 0 {
+        ring.0 / ring.1 as f64
+    } else {
+        0.0
+    };
+    let flat: f64 = win.px.iter().map(|p| (p.3 - p.2).powi(2)).sum();
+    if flat.is_nan() || flat <= 0.0 {
+        return None;
+    }
+    Some(Prepared {
+        win,
+        block: b,
+        r0,
+        centre: [cx, cy],
+        flat,
+        deepest: dmax,
+        ring_mean,
+    })
+}
+
+/// Parameter bounds of a fit about `centre` with first support radius `r0` (blocks).
+fn bounds_of(centre: [f64; 2], r0: f64) -> [(f64, f64); 7] {
+    [
+        (centre[0] - 0.5 * r0, centre[0] + 0.5 * r0),
+        (centre[1] - 0.5 * r0, centre[1] + 0.5 * r0),
+        ((0.5 * r0).ln(), (2.0 * r0).ln()),
+        (-0.4, 0.4),
+        (-0.4, 0.4),
+        ((0.05f64).ln(), (4.0 * r0).ln()),
+        ((0.6f64).ln(), (8.0f64).ln()),
+    ]
+}
+
+/// The fitted pit of parameters `th` (blocks) and misfit `cost`, in processing pixels.
+fn pit_of(th: &[f64; 7], cost: f64, pw: &Prepared) -> PitFit {
+    let bf = pw.block as f64;
+    let (e1, e2) = (th[3].clamp(-0.4, 0.4), th[4].clamp(-0.4, 0.4));
+    let r = th[2].exp() * bf;
+    let p = th[6].exp();
+    PitFit {
+        centre_px: [th[0] * bf + 0.5 * (bf - 1.0), th[1] * bf + 0.5 * (bf - 1.0)],
+        depth_px: th[5].exp() * bf,
+        radius_px: r,
+        ellipticity: [e1, e2],
+        shape: p,
+        explained: 1.0 - cost / pw.flat,
+        // The 10 % outline: ρ^p < 0.9, an ellipse of area π R² 0.9^(2/p) / √det M.
+        area_px: std::f64::consts::PI * r * r * 0.9f64.powf(2.0 / p)
+            / (1.0 - e1 * e1 - e2 * e2).sqrt(),
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use ndarray::Array2;
 
     /// cos(normal, light) of an exact cone of `radius` px and `depth` px at (cx, cy), light at
     /// azimuth `az` (image axes, y down) and elevation `e`, each pixel the mean of 8 × 8
-    /// samples (finer than the fit renders); labels: the cone's 10 % outline.
-    fn cone_scene(
+    /// samples (finer than the fit renders); labels: the cone's 10 % outline. Angles in radians.
+    pub(crate) fn cone_scene(
         (w, h): (usize, usize),
         (cx, cy): (f64, f64),
         radius: f64,
@@ -419,6 +553,13 @@ mod tests {
                 f.depth_px
             );
             assert!(f.shape < 1.6, "a cone reads as a cone: p {:.2}", f.shape);
+            // The cone's 10 % outline is the disc of 0.9 R.
+            let want = std::f64::consts::PI * (0.9f64 * 5.0).powi(2);
+            assert!(
+                (f.area_px / want - 1.0).abs() < 0.15,
+                "az {az} e {e}: 10 % area {:.1} px² for {want:.1}",
+                f.area_px
+            );
         }
     }
 
@@ -447,6 +588,12 @@ mod tests {
             (f.centre_px[0] - 40.4).abs() < 1.0 && (f.centre_px[1] - 35.7).abs() < 1.0,
             "centre {:?}",
             f.centre_px
+        );
+        let want = std::f64::consts::PI * (0.9f64 * 12.0).powi(2);
+        assert!(
+            (f.area_px / want - 1.0).abs() < 0.15,
+            "10 % area {:.1} px² for {want:.1}",
+            f.area_px
         );
     }
 

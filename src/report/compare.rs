@@ -124,6 +124,7 @@ fn to_before(s: &Scar, m: &Affine) -> Scar {
         bbox_px: [x0, y0, x1, y1].map(clamp),
         area_px: s.area_px * sc * sc,
         depth_px: s.depth_px * sc,
+        pit_model_area_px: s.pit_model_area_px.map(|a| a * sc * sc),
         ..s.clone()
     }
 }

@@ -509,6 +509,7 @@ mod tests {
             redness: 0.0,
             pigment: 0.0,
             floor_flatness: 0.5,
+            pit_model_area_px: None,
         }
     }
 
