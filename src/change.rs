@@ -508,6 +508,26 @@ pub fn measure_pair(
     })
 }
 
+/// Spread (one σ of the natural logarithm) of the relief scale between two photos of the
+/// same skin, the prior [`relief_gain`] weighs its measurement against. Each photo's depths
+/// carry a scale of their own (the ambient light's share, scattering under the skin, the
+/// exposure): on phantom photos lit and exposed differently each photo's median depth /
+/// truth ratio ranges 0.6–1.25 (log σ ≈ 0.2, README "Sessions"). Measured on phantom series
+/// (depth-change Spearman, four seed sets, mean): measured ratio applied as it is 0.729,
+/// weighed with τ = 0.15 / 0.2 / 0.3: — / 0.752 / 0.744.
+pub const GAIN_PRIOR_LOG_SD: f64 = 0.2;
+
+/// A measured relief factor with relative one-σ uncertainty `rel`, weighed against the
+/// spread of relief scale between photos (a normal prior on its logarithm about 0, σ
+/// [`GAIN_PRIOR_LOG_SD`]): the posterior log factor is the measured one times
+/// k = τ² / (τ² + σ²), its σ the measured one times √k. Returns (factor, its one-σ).
+fn weigh_gain(measured: f64, rel: f64) -> (f64, f64) {
+    let t2 = GAIN_PRIOR_LOG_SD * GAIN_PRIOR_LOG_SD;
+    let k = t2 / (t2 + rel * rel);
+    let gain = measured.powf(k);
+    (gain, gain * rel * k.sqrt())
+}
+
 /// Smallest correlation of the two sessions' healthy texture for [`relief_gain`] to be
 /// applied: below it the texture is mostly noise in one photo or the other, and the
 /// amplitude ratio would measure the noise.
@@ -643,10 +663,16 @@ fn refit_mapped(
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ReliefGain {
     /// Factor that puts the later session's heights on the baseline's scale (its depths,
-    /// mean depths and volumes are multiplied by it when `applied`).
+    /// mean depths and volumes are multiplied by it when `applied`): `measured` weighed
+    /// against the spread of relief scale between photos ([`GAIN_PRIOR_LOG_SD`]), the less
+    /// the more uncertain it is.
     pub gain: f64,
+    /// The two textures' amplitude ratio as measured.
+    #[serde(default)]
+    pub measured: f64,
     /// One-σ uncertainty of the factor: sampling, plus the share of the texture the two
-    /// photos do not have in common (1 − correlation), which may bias the amplitude ratio.
+    /// photos do not have in common (1 − correlation), which may bias the amplitude ratio;
+    /// after the weighing against the prior spread.
     pub sd: f64,
     /// Correlation of the two sessions' healthy texture (mixed second derivative).
     pub correlation: f64,
@@ -904,13 +930,15 @@ pub fn relief_gain(
     if !(sxx > 0.0 && syy > 0.0) {
         return None;
     }
-    let gain = (sxx / syy).sqrt();
+    let measured = (sxx / syy).sqrt();
     // Independent samples: about one per smoothing disc (σ = 1 px).
     let n_eff = (pixels as f64 / (4.0 * std::f64::consts::PI)).max(1.0);
     let sampling = ((1.0 - correlation * correlation) / n_eff).sqrt();
-    let sd = gain * (1.0 - correlation).hypot(sampling);
+    let rel = (1.0 - correlation).hypot(sampling);
+    let (gain, sd) = weigh_gain(measured, rel);
     Some(ReliefGain {
         gain,
+        measured,
         sd,
         correlation,
         pixels,
@@ -1429,6 +1457,23 @@ mod tests {
         let r = gain_of_blurred(1.3, true, [0.75, 0.75 / 1.04]).expect("enough shared skin");
         assert!(r.matched_blur_px.abs() <= 0.5, "{r:?}");
         assert!((r.factor() * 1.3 - 1.0).abs() < 0.03, "{r:?}");
+    }
+
+    #[test]
+    fn an_uncertain_relief_gain_is_weighed_towards_one() {
+        let tau = GAIN_PRIOR_LOG_SD;
+        // A sure measurement stands.
+        let (g, sd) = weigh_gain(1.5, 0.0);
+        assert!((g - 1.5).abs() < 1e-12 && sd == 0.0);
+        // As uncertain as the prior spread: half of its logarithm, σ / √2.
+        let (g, sd) = weigh_gain(1.5, tau);
+        assert!((g.ln() - 0.5 * 1.5f64.ln()).abs() < 1e-12, "{g}");
+        assert!((sd / g - tau / 2f64.sqrt()).abs() < 1e-12, "{sd}");
+        // Far more uncertain: close to 1, either way.
+        for m in [0.6, 1.6] {
+            let (g, _) = weigh_gain(m, 10.0 * tau);
+            assert!((g - 1.0).abs() < 0.01, "{m}: {g}");
+        }
     }
 
     #[test]

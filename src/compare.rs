@@ -294,7 +294,7 @@ mod tests {
     /// differs between photos lit differently beyond one scale per photo (null series: paired
     /// depth log-ratio σ 0.26, see the README), which a common support cannot cancel.
     /// Measured on seeds 500–505 (`compare_accuracy 6`, 2026-11-29, with the paired pit):
-    /// 0.77 (depth Spearman; 0.66–0.80 on three other seed sets), 0.85 (area; 0.80–0.92). Run with `cargo test --release -- --ignored` after the relief improves.
+    /// 0.78 (depth Spearman, with the weighed relief scale; 0.69–0.80 on three other seed sets), 0.85 (area; 0.80–0.92). Run with `cargo test --release -- --ignored` after the relief improves.
     #[test]
     #[ignore = "fails on single-photo measurement accuracy, not tracking; figures in the README"]
     fn phantom_series_change_estimates_meet_the_issue_targets() {

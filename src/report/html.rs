@@ -1045,6 +1045,7 @@ mod tests {
     fn the_relief_scale_reads_applied_not_applied_or_not_measured() {
         let g = crate::change::ReliefGain {
             gain: 1.234,
+            measured: 1.3,
             sd: 0.05,
             correlation: 0.93,
             pixels: 1000,
