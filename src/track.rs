@@ -191,6 +191,23 @@ pub struct ChangeBasis {
     /// README's "Shape fit"); null otherwise.
     #[serde(default)]
     pub shape_fit: Option<ScaleFit>,
+    /// The scar's pit model refitted on the later photo where it was used (its ratios enter
+    /// the area and the later depth, see the README's "The paired pit"); null otherwise.
+    #[serde(default)]
+    pub paired_pit: Option<PitChange>,
+}
+
+/// What a paired pit ([`crate::change::paired_pit`]) read of one scar's change.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PitChange {
+    /// Later depth over baseline depth of the one pit shape (before the relief scale between
+    /// sessions is applied).
+    pub depth_ratio: f64,
+    /// Later area over baseline area of the pit outlines (10 % level), in the baseline's
+    /// pixels.
+    pub area_ratio: f64,
+    /// Share of the later photo's shading contrast around the scar the refitted pit explains.
+    pub explained: f64,
 }
 
 /// One observation of a track in a session.
@@ -572,27 +589,37 @@ fn change_of(
         let pit_depth_ratio = pit.map(|q| {
             q.after.depth_px * pf.unit_per_px[1] / (q.before.depth_px * pf.unit_per_px[0])
         });
+        let pit_change = pit
+            .zip(pit_ratio)
+            .zip(pit_depth_ratio)
+            .map(|((q, a), d)| PitChange {
+                depth_ratio: d,
+                area_ratio: a,
+                explained: q.after.explained,
+            });
         (
             paired_sides(&pf, pit_ratio, sc, calibrated, p.depth_rel_uncertainty),
             pf.measure.usable_fit(),
             own_after,
-            pit_depth_ratio,
+            pit_change,
         )
     });
-    let (method, fit, [before, after]) = match paired {
-        Some(([pb, pa], fit, own_after, pit_depth_ratio)) => {
+    let (method, fit, pit_change, [before, after]) = match paired {
+        Some(([pb, pa], fit, own_after, pit_change)) => {
             let pb = pb.with_own_depth(&single_side(b, bs, 1.0));
             let mut pa = pa.with_own_depth(&own_after);
             if let Some(f) = fit {
                 pa = pa.with_ratio_depth(&pb, f.depth_ratio, 0.5);
             }
-            if let Some(r) = pit_depth_ratio.filter(|r| r.is_finite()) {
-                pa = pa.with_ratio_depth(&pb, r, PIT_DEPTH_WEIGHT);
+            let pit_change = pit_change.filter(|c| c.depth_ratio.is_finite());
+            if let Some(c) = pit_change {
+                pa = pa.with_ratio_depth(&pb, c.depth_ratio, PIT_DEPTH_WEIGHT);
             }
-            ("paired", fit, [pb, pa])
+            ("paired", fit, pit_change, [pb, pa])
         }
         None => (
             "single_photo",
+            None,
             None,
             [single_side(b, bs, 1.0), single_side(a, ks, sc)],
         ),
@@ -603,6 +630,7 @@ fn change_of(
     };
     let mut ch = change(b, a, [before, after], method, p.area_rel_uncertainty);
     ch.0.basis.shape_fit = fit;
+    ch.0.basis.paired_pit = pit_change;
     ch
 }
 
@@ -790,6 +818,7 @@ fn change(b: &Scar, a: &Scar, sides: [Side; 2], method: &str, rel: f64) -> (Chan
                 depth_before_mm: sb.depth_mm,
                 depth_after_mm: sa.depth_mm,
                 shape_fit: None,
+                paired_pit: None,
             },
         },
         sd_px,

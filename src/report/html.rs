@@ -582,7 +582,7 @@ fn fmt_basis(basis: Option<&crate::track::ChangeBasis>) -> String {
         "single_photo" => "each photo's own figures",
         other => other,
     };
-    match &b.shape_fit {
+    let mut out = match &b.shape_fit {
         Some(f) => format!(
             "{method}; shape fit: later scar = baseline × {} wide, × {} deep (explains {} % of it)",
             fmt_num(f.width_ratio, 2),
@@ -590,7 +590,16 @@ fn fmt_basis(basis: Option<&crate::track::ChangeBasis>) -> String {
             fmt_num(100.0 * f.r2, 0)
         ),
         None => method.to_string(),
+    };
+    if let Some(q) = &b.paired_pit {
+        out.push_str(&format!(
+            "; pit model refitted on the later photo: × {} area, × {} deep (explains {} % of it)",
+            fmt_num(q.area_ratio, 2),
+            fmt_num(q.depth_ratio, 2),
+            fmt_num(100.0 * q.explained, 0)
+        ));
     }
+    out
 }
 
 fn fmt_registration(scale: f64, rotation_deg: f64, residual_px: f64, method: &str) -> String {
@@ -1020,6 +1029,7 @@ mod tests {
             depth_before_mm: Some(0.4),
             depth_after_mm: Some(0.2),
             shape_fit: None,
+            paired_pit: None,
         };
         assert_eq!(
             fmt_basis(Some(&b)),
@@ -1035,8 +1045,22 @@ mod tests {
             "both photos measured over the same support; shape fit: later scar = baseline × 0.84 \
              wide, × 0.50 deep (explains 87 % of it)"
         );
+        b.paired_pit = Some(crate::track::PitChange {
+            depth_ratio: 0.6,
+            area_ratio: 0.7,
+            explained: 0.91,
+        });
+        assert!(
+            fmt_basis(Some(&b)).ends_with(
+                "; pit model refitted on the later photo: × 0.70 area, × 0.60 deep (explains 91 % \
+                 of it)"
+            ),
+            "{}",
+            fmt_basis(Some(&b))
+        );
         b.method = "single_photo".into();
         b.shape_fit = None;
+        b.paired_pit = None;
         assert_eq!(fmt_basis(Some(&b)), "each photo's own figures");
         assert_eq!(fmt_basis(None), "");
     }
