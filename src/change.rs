@@ -31,11 +31,13 @@ use rayon::prelude::*;
 /// Ring noise σ a footprint pixel must lie below the reference (segmentation's `ring_k`).
 const RING_K: f64 = 2.0;
 
-/// Share of the log area ratio taken from the two sessions' pit models where both were
-/// accepted ([`PairedMeasure::after_area`]). Their ratio's errors are smaller than the relief
-/// readings' (measured on phantom series, icepicks and boxcars: log σ 0.12 / 0.09 against
-/// 0.14 / 0.10) and partly independent of them; area-change Spearman over four seed sets
-/// 0.773 (relief readings only) → 0.811 / 0.815 / 0.810 at weights ½ / ¾ / 1.
+/// Share of the log area ratio taken from the pit outlines' ratio ([`PairedMeasure::after_area`]:
+/// the paired pit's, [`paired_pit`], else the two photos' own accepted models'). Their ratio's
+/// errors are smaller than the relief readings' (measured on phantom series with the own
+/// models, icepicks and boxcars: log σ 0.12 / 0.09 against 0.14 / 0.10) and partly
+/// independent of them; area-change Spearman over four seed sets 0.773 (relief readings
+/// only) → 0.811 / 0.815 / 0.810 at weights ½ / ¾ / 1 with the own models (0.855 with the
+/// paired pit at ¾).
 pub const PIT_AREA_WEIGHT: f64 = 0.75;
 
 /// One session's relief and labels at its processing resolution, borrowed for a comparison.
