@@ -16,7 +16,9 @@ use crate::analyze::{
 };
 use crate::change::SessionMaps;
 use crate::load::{PlaneSource, Prereduced};
-use crate::register::{register, RegisterError, RegisterParams, Registration, RegistrationPlane};
+use crate::register::{
+    register_scaled, RegisterError, RegisterParams, Registration, RegistrationPlane,
+};
 use crate::timings::Timings;
 use crate::track::{set_relief_gains, track_series_with_maps, Series, SessionInput, TrackParams};
 
@@ -149,7 +151,13 @@ pub fn compare_timed<P: PlaneSource + ?Sized>(
         )
     });
     let (pb, pa) = (pb?, pa?);
-    let reg = t.time("register", || register(&pb, &pa, rp))?;
+    // Given both pixel sizes, registration compares the photos at the same physical scale
+    // (photos taken from different distances); otherwise at the same pixel size.
+    let expected_scale = match (after_opts.mm_per_px, params.calibration.mm_per_px) {
+        (Some(am), Some(bm)) if am > 0.0 && bm > 0.0 => am / bm,
+        _ => 1.0,
+    };
+    let reg = t.time("register", || register_scaled(&pb, &pa, rp, expected_scale))?;
     drop((pb, pa));
     let ap = after_params(params, &reg, after_opts);
     let (mut tb, mut ta) = (Timings::new(), Timings::new());

@@ -388,6 +388,31 @@ pub fn register(
     moving: &RegistrationPlane,
     p: &RegisterParams,
 ) -> Result<Registration, RegisterError> {
+    register_scaled(fixed, moving, p, 1.0)
+}
+
+/// [`register`] for photos whose pixel sizes are known to differ: `expected_scale` is the
+/// number of `fixed` camera pixels one `moving` camera pixel is expected to span (the moving
+/// photo's pixel size over the fixed photo's, from their calibrations). The coarse search
+/// then compares the two photos at the same physical pixel size and searches scale changes of
+/// ± `max_scale_change` about it.
+///
+/// # Errors
+///
+/// As [`register`]; [`RegisterError::InvalidParameter`] for an `expected_scale` that is not
+/// finite and positive.
+pub fn register_scaled(
+    fixed: &RegistrationPlane,
+    moving: &RegistrationPlane,
+    p: &RegisterParams,
+    expected_scale: f64,
+) -> Result<Registration, RegisterError> {
+    if !(expected_scale.is_finite() && expected_scale > 0.0) {
+        return Err(RegisterError::InvalidParameter {
+            name: "expected_scale",
+            reason: format!("{expected_scale} is not a positive number"),
+        });
+    }
     if !(p.max_rotation_deg.is_finite() && (0.0..=45.0).contains(&p.max_rotation_deg)) {
         return Err(RegisterError::InvalidParameter {
             name: "max_rotation_deg",
@@ -404,11 +429,11 @@ pub fn register(
     let (lh, lw) = fixed.log_luminance.dim();
     let cfi = lw.max(lh).div_ceil(COARSE_SIDE).max(1);
     let total = (cfi * fixed.factor) as f64;
-    let cmi = ((total / moving.factor as f64).round() as usize).max(1);
+    let cmi = ((total / (expected_scale * moving.factor as f64)).round() as usize).max(1);
     let coarse_of = |lum: &Array2<f32>, c: usize| {
         texture_of(&downsample(&lum.view(), c).view(), 0.7, 5.0, 12.0)
     };
-    let nominal = (cmi * moving.factor) as f64 / total;
+    let nominal = (cmi * moving.factor) as f64 * expected_scale / total;
     let coarse = coarse_search(
         &coarse_of(&fixed.log_luminance, cfi),
         &coarse_of(&moving.log_luminance, cmi),

@@ -232,6 +232,50 @@ fn comparing_photos_of_different_subjects_is_refused_with_exit_code_1() {
 }
 
 #[test]
+fn photos_taken_from_another_distance_register_when_both_pixel_sizes_are_given() {
+    // The second session shrunk to 0.8 of its size, as if photographed from 1.25 × farther:
+    // with both pixel sizes given, registration compares the photos at one physical scale.
+    let dir = TempDir::new().expect("temp dir");
+    let img = image::open("fixtures/study/S01/s2/left_cheek.jpg").expect("fixture decodes");
+    let (w, h) = (img.width() * 4 / 5, img.height() * 4 / 5);
+    let small = dir.path().join("far.png");
+    img.resize_exact(w, h, image::imageops::FilterType::Lanczos3)
+        .save(&small)
+        .expect("written");
+    // The session's own pixel size (fixtures/study/study.toml) at 0.8 of the pixels.
+    let after_mm = 0.049039 * f64::from(img.width()) / f64::from(w);
+    let json = dir.path().join("c.json");
+    let out = scarscope()
+        .arg("compare")
+        .arg("fixtures/study/S01/s1/left_cheek.jpg")
+        .arg(&small)
+        .args(["--mm-per-px", "0.05", "--after-mm-per-px"])
+        .arg(after_mm.to_string())
+        .arg("--out")
+        .arg(&json)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("written")).expect("JSON");
+    let reg = &doc["registration"];
+    let m = reg["matrix"].as_array().expect("matrix");
+    let (a, b) = (m[0][0].as_f64().unwrap(), m[1][0].as_f64().unwrap());
+    let scale = a.hypot(b);
+    // One after pixel spans after_mm / 0.05 before pixels.
+    let want = after_mm / 0.05;
+    assert!(
+        (scale / want - 1.0).abs() < 0.005,
+        "scale {scale}, want {want}"
+    );
+    assert!(reg["residual_px"].as_f64().unwrap() < 1.0, "{reg}");
+}
+
+#[test]
 fn compare_is_deterministic() {
     let run = || {
         scarscope()
