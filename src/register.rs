@@ -1346,6 +1346,20 @@ pub(crate) mod tests {
         // And a photo registers onto itself exactly, twice the same.
         let same = register(&pa, &pa, &p).expect("self registers");
         assert_eq!(Ok(same.clone()), register(&pa, &pa, &p));
+        // An expected scale that is no scale is refused, not searched.
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let r = register_scaled(&pa, &pa, &p, bad);
+            assert!(
+                matches!(
+                    r,
+                    Err(RegisterError::InvalidParameter {
+                        name: "expected_scale",
+                        ..
+                    })
+                ),
+                "{bad}: {r:?}"
+            );
+        }
         let e = Affine(same.matrix).apply([320.0, 240.0]);
         assert!(
             (e[0] - 320.0).abs() < 0.05 && (e[1] - 240.0).abs() < 0.05,
