@@ -530,7 +530,7 @@ fn analyze_inner(
     let kept_cosines = keep_relief.then_some(reading);
     let pits: Vec<Option<PitFit>> = pits
         .into_iter()
-        .map(|f| f.filter(|f| f.explained >= PIT_MIN_EXPLAINED))
+        .map(|f| f.filter(PitFit::accepted))
         .collect();
     let pit_readings: Vec<Option<PitReading>> = pits
         .iter()
@@ -609,10 +609,6 @@ fn analyze_inner(
 /// boundary lies near 4.2 mm wide); rolling scars, wider and gentle, are read well pixel by
 /// pixel and their smooth rims are not of the model's family.
 pub const PIT_MAX_RADIUS_MM: f64 = 2.0;
-
-/// A fitted pit replaces the relief's depth when it explains at least this share of the
-/// shading contrast around the scar (as the change stage's shape fit).
-pub const PIT_MIN_EXPLAINED: f64 = 0.5;
 
 /// Segmentation parameters of an analysis at `unit` mm per processing pixel: detection
 /// scales from the smallest icepick (0.5 mm) to the largest rolling scar (8 mm) — a difference

@@ -62,6 +62,18 @@ pub struct PitFit {
     pub area_px: f64,
 }
 
+/// A fitted pit is used (its depth replaces the relief's, its outline and refits read the
+/// change) when it explains at least this share of the shading contrast around the scar (as
+/// the change stage's shape fit).
+pub const PIT_MIN_EXPLAINED: f64 = 0.5;
+
+impl PitFit {
+    /// Whether the fit explains at least [`PIT_MIN_EXPLAINED`] of the shading contrast.
+    pub fn accepted(&self) -> bool {
+        self.explained >= PIT_MIN_EXPLAINED
+    }
+}
+
 struct Window {
     /// (x, y, observed cos, sin e, cos e)
     px: Vec<(f64, f64, f64, f64, f64)>,
