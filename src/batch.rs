@@ -27,7 +27,7 @@ use crate::analyze::{analyze_keeping_relief_timed, processing_factor, Analysis, 
 use crate::change::{relief_gain, SessionMaps};
 use crate::load::{decode_bytes, LoadLimits, PlaneSource, MAX_FILE_BYTES};
 use crate::pitfit::PitFit;
-use crate::register::{register, RegisterParams, Registration, RegistrationPlane};
+use crate::register::{register_scaled, RegisterParams, Registration, RegistrationPlane};
 use crate::relief::ShadingCosines;
 use crate::report::overlay::{draw_overlay, write_png};
 use crate::report::study::{
@@ -488,7 +488,8 @@ fn process_view(
 ) -> ViewDoc {
     let rp = RegisterParams::default();
     let tp = TrackParams::default();
-    let mut baseline: Option<(RegistrationPlane, ViewMaps)> = None;
+    // The baseline's plane, maps and given pixel size (mm).
+    let mut baseline: Option<(RegistrationPlane, ViewMaps, Option<f64>)> = None;
     let mut pairs = Pairs::new();
     let mut sessions = Vec::with_capacity(plan.sessions.len());
     let mut left_out = Vec::new();
@@ -516,6 +517,12 @@ fn process_view(
         );
         on_photo();
         let mut later_maps = None;
+        // Sessions shot from another distance: with both pixel sizes given, registration
+        // compares the photos at one physical scale, as `compare` does.
+        let given_mm = Settings::analyze_params(&s.settings, &cfg.overrides)
+            .calibration
+            .mm_per_px
+            .filter(|m| m.is_finite() && *m > 0.0);
         match result {
             Ok(PhotoResult { doc, plane, maps }) => {
                 entry.status = PhotoStatus::Analysed;
@@ -523,12 +530,18 @@ fn process_view(
                 entry.analysis = Some(doc);
                 let registered = plane.and_then(|plane| match &baseline {
                     None => {
-                        baseline = Some((plane, maps));
+                        baseline = Some((plane, maps, given_mm));
                         Ok(Registration::identity())
                     }
-                    Some((base, base_maps)) => {
+                    Some((base, base_maps, base_mm)) => {
+                        let expected_scale = match (given_mm, *base_mm) {
+                            (Some(m), Some(b)) => m / b,
+                            _ => 1.0,
+                        };
                         let reg = t.time("register", || {
-                            catch_unwind(AssertUnwindSafe(|| register(base, &plane, &rp)))
+                            catch_unwind(AssertUnwindSafe(|| {
+                                register_scaled(base, &plane, &rp, expected_scale)
+                            }))
                         });
                         let error = match reg {
                             Ok(Ok(r)) => {
@@ -567,7 +580,7 @@ fn process_view(
             }
         }
         sessions.push(entry);
-        if let (Some(last), Some((_, base))) = (later_maps, &baseline) {
+        if let (Some(last), Some((_, base, _))) = (later_maps, &baseline) {
             t.time("change", || {
                 measure_last_session(&sessions, base, &last, &tp, &mut pairs)
             });

@@ -15,7 +15,7 @@ use scarscope::change::SessionMaps;
 use scarscope::compare::session_input;
 use scarscope::load::{decode_path, LoadLimits, PlaneSource};
 use scarscope::phantom::{Subject, SubjectConfig};
-use scarscope::register::{register, RegisterParams, Registration, RegistrationPlane};
+use scarscope::register::{register_scaled, RegisterParams, Registration, RegistrationPlane};
 use scarscope::study::{Settings, Study};
 use scarscope::track::{set_relief_gains, track_series_with_maps, TrackParams};
 use serde_json::Value;
@@ -65,8 +65,12 @@ fn batch_changes_of_a_two_session_subject_equal_those_of_compare_on_the_same_pai
         .arg(&cmp)
         .assert()
         .success();
-    let subject = json(&out.join("subjects/A.json"));
-    let compare = json(&cmp);
+    assert_batch_pair_equals_compare(&json(&out.join("subjects/A.json")), &json(&cmp));
+}
+
+/// The second session of subject A in a batch document has the registration, tracks, changes
+/// and statuses of the compare document of the same pair, and most changes are paired.
+fn assert_batch_pair_equals_compare(subject: &Value, compare: &Value) {
     let view = &subject["views"][0];
     assert_eq!(view["tracking"]["status"], "tracked");
     assert_eq!(
@@ -91,6 +95,72 @@ fn batch_changes_of_a_two_session_subject_equal_those_of_compare_on_the_same_pai
         "most changes measured paired: {paired} of {}",
         matches.len()
     );
+}
+
+/// A session photographed from farther away (its photo at 0.8 of the pixels, the manifest
+/// giving each session's own pixel size) registers in `batch` at the given scale ratio, as in
+/// `compare` with both pixel sizes given, and gives the same registration, tracks and changes.
+#[test]
+fn batch_registers_a_session_shot_from_farther_at_the_manifests_pixel_sizes() {
+    let dir = TempDir::new().expect("temp dir");
+    let demo = Path::new("fixtures/study/S01");
+    let study = dir.path().join("study");
+    for s in ["s1", "s2"] {
+        std::fs::create_dir_all(study.join("A").join(s)).expect("mkdir");
+    }
+    let near = study.join("A/s1/left_cheek.jpg");
+    std::fs::copy(demo.join("s1/left_cheek.jpg"), &near).expect("copy");
+    let img = image::open(demo.join("s2/left_cheek.jpg")).expect("fixture decodes");
+    let (w, h) = (img.width() * 4 / 5, img.height() * 4 / 5);
+    let far = study.join("A/s2/left_cheek.png");
+    img.resize_exact(w, h, image::imageops::FilterType::Lanczos3)
+        .save(&far)
+        .expect("written");
+    // The session's own pixel size (fixtures/study/study.toml) at 0.8 of the pixels.
+    let far_mm = 0.049039 * f64::from(img.width()) / f64::from(w);
+    std::fs::write(
+        study.join("study.toml"),
+        format!(
+            "schema_version = 1\n\n[subjects.A.sessions.s1]\nmm_per_px = 0.05\n\n\
+             [subjects.A.sessions.s2]\nmm_per_px = {far_mm}\n"
+        ),
+    )
+    .expect("manifest");
+    let out = dir.path().join("out");
+    let run = scarscope()
+        .arg("batch")
+        .arg(&study)
+        .arg("--out")
+        .arg(&out)
+        .args(["--quiet", "--jobs", "1"])
+        .output()
+        .expect("runs");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let subject = json(&out.join("subjects/A.json"));
+    let reg = &subject["views"][0]["sessions"][1]["registration"];
+    let m = reg["matrix"].as_array().expect("registered");
+    let scale = m[0][0].as_f64().unwrap().hypot(m[1][0].as_f64().unwrap());
+    assert!(
+        (scale / (far_mm / 0.05) - 1.0).abs() < 0.005,
+        "scale {scale}, want {}",
+        far_mm / 0.05
+    );
+    let cmp = dir.path().join("c.json");
+    scarscope()
+        .arg("compare")
+        .arg(&near)
+        .arg(&far)
+        .args(["--mm-per-px", "0.05", "--after-mm-per-px"])
+        .arg(far_mm.to_string())
+        .arg("--out")
+        .arg(&cmp)
+        .assert()
+        .success();
+    assert_batch_pair_equals_compare(&subject, &json(&cmp));
 }
 
 /// Batch tracks session k from sessions 0..=k only and measures each session's pairs while it
@@ -147,6 +217,7 @@ fn batch_tracks_of_a_three_session_subject_equal_the_whole_series_tracked_at_onc
     let mut registrations = Vec::new();
     let mut sizes = Vec::new();
     let mut baseline_plane = None;
+    let mut baseline_mm = None;
     for s in &plan.sessions {
         let img = decode_path(
             &study.root.join(&s.photos[0].rel_path),
@@ -156,10 +227,14 @@ fn batch_tracks_of_a_three_session_subject_equal_the_whole_series_tracked_at_onc
         let params = Settings::analyze_params(&s.settings, &Settings::default());
         analyses.push(analyze_keeping_relief(&img.photo, &params).expect("analysed"));
         let plane = RegistrationPlane::from_planes(&img.photo, &rp).expect("plane");
+        // Both pixel sizes given: registration at their ratio, as batch and compare do.
+        let mm = params.calibration.mm_per_px.expect("the manifest gives it");
         registrations.push(match &baseline_plane {
             None => Registration::identity(),
-            Some(base) => register(base, &plane, &rp).expect("registered"),
+            Some(base) => register_scaled(base, &plane, &rp, mm / *baseline_mm.get_or_insert(mm))
+                .expect("registered"),
         });
+        baseline_mm.get_or_insert(mm);
         baseline_plane.get_or_insert(plane);
         sizes.push((img.photo.width(), img.photo.height()));
     }
