@@ -194,7 +194,7 @@ fn stages(c: &mut Criterion) {
     g.finish();
     let rel = relief(&shading, az, ASSUMED_ELEVATION_DEG, unit, &rp);
 
-    let sp = segment_params(&p, unit);
+    let sp = segment_params(&p, unit, az);
     let mut g = configure(c, "segment");
     g.bench_function("scale_space_and_flood", |b| {
         b.iter(|| segment(black_box(&rel.height.view()), &sp))

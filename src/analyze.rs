@@ -500,7 +500,7 @@ fn analyze_inner(
             100.0 * rel.shadow_fraction
         ));
     }
-    let sp = segment_params(p, unit);
+    let sp = segment_params(p, unit, azimuth_deg);
     let regions = t.time("segment", || segment(&rel.height.view(), &sp));
     // Scar walls read in mirrored pairs (crate::symmetry) for the single-photo measurement.
     // The relief kept for paired change stays the first one: the pairing is confined to each
@@ -613,8 +613,8 @@ pub const PIT_MAX_RADIUS_MM: f64 = 2.0;
 /// Segmentation parameters of an analysis at `unit` mm per processing pixel: detection
 /// scales from the smallest icepick (0.5 mm) to the largest rolling scar (8 mm) — a difference
 /// of Gaussians with centre σ responds best to a pit of radius ≈ 1.5–2 σ — and the noise,
-/// size and footprint rules.
-pub fn segment_params(p: &AnalyzeParams, unit: f64) -> SegmentParams {
+/// size and footprint rules; `azimuth_deg` is the light the relief was integrated along.
+pub fn segment_params(p: &AnalyzeParams, unit: f64, azimuth_deg: f64) -> SegmentParams {
     let px = |mm: f64| (mm / unit) as f32;
     let mut scales_px = Vec::new();
     // Pores (0.1–0.2 mm) are real depressions but not scars: the finest scale sits above them.
@@ -638,6 +638,7 @@ pub fn segment_params(p: &AnalyzeParams, unit: f64) -> SegmentParams {
         // Furrows are 0.05–0.15 mm wide; scar walls are wider.
         furrow_px: (0.1 / unit).round().max(1.0) as usize,
         ring_k: 2.0,
+        light_azimuth_deg: Some(azimuth_deg),
     }
 }
 

@@ -53,6 +53,9 @@ pub struct SegmentParams {
     /// A footprint pixel must lie this many ring noise σ below the reference (besides the
     /// 10 % rule), so the outline follows the scar rather than the noise around it.
     pub ring_k: f32,
+    /// Light azimuth the relief was integrated along (degrees, DOMAIN.md §4), where known:
+    /// the mirror null then tells a pit's own ridge from texture ([`ridge_null`]).
+    pub light_azimuth_deg: Option<f64>,
 }
 
 /// Labelled scars.
@@ -71,7 +74,8 @@ pub struct Regions {
     pub threshold: f32,
     /// Seed SNR the mirror null set (≥ the configured floor).
     pub seed_snr: f32,
-    /// Independent bump cores (peak pixel (x, y), peak SNR): the null sample.
+    /// Independent bump cores (peak pixel (x, y), peak SNR), from which the mirror null is
+    /// drawn (less the ridges pits leave on their light side, [`SegmentParams::light_azimuth_deg`]).
     pub bumps: Vec<((usize, usize), f32)>,
 }
 
@@ -466,7 +470,7 @@ fn independent_bumps(
     p: &SegmentParams,
     dip_pos: &[(usize, usize)],
     dip_peaks: &[f32],
-) -> Vec<((usize, usize), f32)> {
+) -> Vec<Core> {
     let w = bumps.dim().1;
     let (lab, peaks) = cores(bumps, p.snr_extent, p.snr_seed);
     let boxes = label_boxes(&lab, peaks.len(), w);
@@ -483,7 +487,66 @@ fn independent_bumps(
                 dp >= *pk && x + mx >= b.0 && x <= b.2 + mx && y + my >= b.1 && y <= b.3 + my
             })
         })
-        .map(|((pk, _), xy)| (xy, *pk))
+        .map(|((pk, b), xy)| Core {
+            pos: xy,
+            peak: *pk,
+            half: half_extent(*b),
+        })
+        .collect()
+}
+
+/// One core of the detection: its peak pixel (x, y), peak SNR and half extent (px).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Core {
+    pos: (usize, usize),
+    peak: f32,
+    half: f32,
+}
+
+/// Half the larger side of a bounding box (x0, y0, x1, y1), px.
+fn half_extent(b: (usize, usize, usize, usize)) -> f32 {
+    0.5 * (b.2.saturating_sub(b.0)).max(b.3.saturating_sub(b.1)) as f32 + 0.5
+}
+
+/// Whether core `to` lies next to core `from` on the light's side: their peaks no farther
+/// apart than the two half extents and two pixels, the direction within 45° of `toward`
+/// (the unit vector towards the light, pixel axes).
+fn next_towards(from: &Core, to: &Core, toward: [f32; 2]) -> bool {
+    let v = [
+        to.pos.0 as f32 - from.pos.0 as f32,
+        to.pos.1 as f32 - from.pos.1 as f32,
+    ];
+    let d = v[0].hypot(v[1]);
+    let along = v[0] * toward[0] + v[1] * toward[1];
+    d > 0.0 && d <= from.half + to.half + 2.0 && along >= d * std::f32::consts::FRAC_1_SQRT_2
+}
+
+/// The null sample of the mirror threshold, with a pit's own ridge told from texture.
+///
+/// Shading read along the light leaves a steep pit unbalanced: the wall facing the light,
+/// steeper than 90° − elevation, is past the brightest normal and reads gentle, so the
+/// integrated relief climbs out of the pit higher than it went in, and a ridge stands next
+/// to it on the light's side — as strong as the pit, often stronger at the detection scales.
+/// Counted as texture, such ridges alone raised the threshold above every scar of a photo (a
+/// light-skinned cheek at 40 px/mm under 60° light lost all 20 of its scars). A bump core
+/// next to a dip core on the dip's light side is therefore that dip's ridge and left out of
+/// the null. Texture makes such pairs too, so the null loses a few of its own bumps (false
+/// scars on the 36 pigment-only phantoms, per 10 cm², light given / estimated: 0.09 / 0.12 →
+/// 0.09 / 0.14). Standing the mirrored pairs' dips (a dip next to a bump on the bump's light
+/// side) in for the bumps left out would keep the null exact for texture, but real pits
+/// whose rim peaks on their shadow side are such dips: recall fell (36-photo grid F1 0.930 →
+/// 0.922 with the light given). Without a light direction the bumps are the null.
+fn ridge_null(dips: &[Core], bumps: &[Core], light_azimuth_deg: Option<f64>) -> Vec<f32> {
+    let Some(az) = light_azimuth_deg.filter(|a| a.is_finite()) else {
+        return bumps.iter().map(|b| b.peak).collect();
+    };
+    let a = az.to_radians();
+    // Towards the light in pixel axes (x right, y down; azimuth counter-clockwise on screen).
+    let toward = [a.cos() as f32, -a.sin() as f32];
+    bumps
+        .iter()
+        .filter(|b| !dips.iter().any(|d| next_towards(d, b, toward)))
+        .map(|b| b.peak)
         .collect()
 }
 
@@ -748,10 +811,20 @@ pub fn segment(height: &ArrayView2<f32>, p: &SegmentParams) -> Regions {
     let snr_view = snr.view();
     let snr_flat = standard_slice(&snr_view);
     let dip_pos = label_peaks(&core, &snr_flat, peak.len(), w);
-    let bump_peaks = independent_bumps(&ss.bumps, p, &dip_pos, &peak);
+    let bump_cores = independent_bumps(&ss.bumps, p, &dip_pos, &peak);
     drop(ss.bumps);
-    let bump_vals: Vec<f32> = bump_peaks.iter().map(|b| b.1).collect();
-    let seed = mirror_threshold(&peak, &bump_vals, p.fdr, p.snr_seed);
+    let dip_cores: Vec<Core> = label_boxes(&core, peak.len(), w)
+        .into_iter()
+        .zip(&dip_pos)
+        .zip(&peak)
+        .map(|((b, &pos), &pk)| Core {
+            pos,
+            peak: pk,
+            half: half_extent(b),
+        })
+        .collect();
+    let null = ridge_null(&dip_cores, &bump_cores, p.light_azimuth_deg);
+    let seed = mirror_threshold(&peak, &null, p.fdr, p.snr_seed);
     // Cores below the threshold are dropped. They are still features of their own (a weak
     // depression or texture, separated from every kept core by a ridge), so no footprint
     // floods through them: at low resolution and steep light a deep scar's 10 % level sits in
@@ -901,7 +974,7 @@ pub fn segment(height: &ArrayView2<f32>, p: &SegmentParams) -> Regions {
         noise,
         threshold: seed * fine_noise,
         seed_snr: seed,
-        bumps: bump_peaks,
+        bumps: bump_cores.iter().map(|b| (b.pos, b.peak)).collect(),
     }
 }
 
@@ -920,6 +993,7 @@ mod tests {
             min_area_px: 4,
             furrow_px: 1,
             ring_k: 2.0,
+            light_azimuth_deg: None,
         }
     }
 
@@ -1100,6 +1174,32 @@ mod tests {
             let (x, y) = (px as usize + 2, py as usize + 1);
             assert!((up[[y, x]] / full[[y, x]] - 1.0).abs() < 0.03);
         }
+    }
+
+    /// The mirror null leaves out a bump next to a dip on the dip's light side (its ridge) and
+    /// keeps bumps elsewhere: on the dip's shadow side, off the light's axis, or far away.
+    #[test]
+    fn a_pits_ridge_on_its_light_side_is_left_out_of_the_null() {
+        let core = |x: usize, y: usize, peak: f32, half: f32| Core {
+            pos: (x, y),
+            peak,
+            half,
+        };
+        let dips = [core(50, 50, 9.0, 4.0)];
+        let bumps = [
+            core(57, 45, 12.0, 3.0), // towards the light (azimuth 40°: up and right)
+            core(43, 55, 11.0, 3.0), // on the shadow side
+            core(50, 60, 10.0, 3.0), // beside it, across the light
+            core(80, 20, 8.0, 3.0),  // on the light's axis but far away
+        ];
+        let mut null = ridge_null(&dips, &bumps, Some(40.0));
+        null.sort_by(f32::total_cmp);
+        assert_eq!(null, vec![8.0, 10.0, 11.0]);
+        // Lit from the other side, the other bump is the ridge.
+        let mut null = ridge_null(&dips, &bumps, Some(220.0));
+        null.sort_by(f32::total_cmp);
+        assert_eq!(null, vec![8.0, 10.0, 12.0]);
+        assert_eq!(ridge_null(&dips, &bumps, None).len(), 4);
     }
 
     #[test]

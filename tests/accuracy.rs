@@ -60,10 +60,10 @@ fn median_depth_error_is_within_30_percent_with_light_given_and_40_percent_estim
 }
 
 /// The targets are F1 ≥ 0.90, area error ≤ 15 % and depth Spearman ≥ 0.85. Measured
-/// 2026-11-29 with the pit fit (README, "Pits fitted whole"), light given / estimated: F1
-/// 0.920 / 0.931, area error over all matched scars 0.112 / 0.100, Spearman 0.818 / 0.851
-/// per photo, 0.79 / 0.74 pooled (without the pit fit 0.78 / 0.78 per photo, which this
-/// floor of 0.80 fails). F1 and area error are held to the targets themselves; depth
+/// 2026-11-29 with the pit fit (README, "Pits fitted whole") and pits' ridges left out of the
+/// mirror null (`segment`), light given / estimated: F1 0.936 / 0.928, area error over all
+/// matched scars 0.113 / 0.100, Spearman 0.847 / 0.851 per photo, 0.80 / 0.74 pooled
+/// (without the pit fit 0.78 / 0.78 per photo, which this floor of 0.80 fails). F1 and area error are held to the targets themselves; depth
 /// ranking, not met, to floors below its measured values.
 #[test]
 fn detection_area_and_depth_ranking_meet_the_targets_or_hold_their_floors() {
@@ -77,9 +77,9 @@ fn detection_area_and_depth_ranking_meet_the_targets_or_hold_their_floors() {
 }
 
 /// Real photos and ray-traced renderings have cast shadows; the phantom draws them on request.
-/// Measured 2026-11-29 with the pit fit (README, "Pits fitted whole"), light given /
-/// estimated: F1 0.929 / 0.928, depth error 0.15 / 0.35, Spearman 0.83 / 0.91 per photo,
-/// 0.77 / 0.75 pooled (without the pit fit 0.75 / 0.80 per photo, which the floor of 0.80
+/// Measured 2026-11-29 with the pit fit (README, "Pits fitted whole") and pits' ridges left
+/// out of the mirror null, light given / estimated: F1 0.942 / 0.931, depth error 0.15 / 0.35,
+/// Spearman 0.87 / 0.91 per photo, 0.78 / 0.75 pooled (without the pit fit 0.75 / 0.80 per photo, which the floor of 0.80
 /// fails), azimuth 12/12. F1 and area error are held to the issue's
 /// targets, Spearman to a floor just below its measured value; the depth-error bounds are the
 /// issue's own.
@@ -151,4 +151,17 @@ fn a_frontally_lit_photo_gets_the_low_relief_warning() {
         "warnings: {:?}",
         a.warnings
     );
+}
+
+/// A light-skinned cheek at 40 px/mm under 60° light (grid case 14 at 1800 × 1400 px, 45 ×
+/// 35 mm of skin): each steep pit leaves a ridge on its light side, stronger than the pit at
+/// the detection scales, and counted as texture those ridges once raised the mirror null above
+/// every scar (0 of 20 found, no warning). Measured 2026-11-29 with the ridges left out of
+/// the null: recall 0.95 with the light given, 0.90 estimated.
+#[test]
+fn under_steep_light_the_ridges_beside_pits_do_not_hide_them() {
+    for c in grid_case(14, true, 1800, 1400).expect("phantom photo analyses") {
+        eprintln!("light given {}: {:?}", c.light_given, c.scores);
+        assert!(c.scores.recall >= 0.8, "light given {}", c.light_given);
+    }
 }
