@@ -10,7 +10,8 @@ within max(1 mm, true radius), scars >= 1 mm wide).
 
 Needs numpy, scipy and pillow. Prints per-photo and pooled precision / recall / F1
 and, over the matched scars >= 1 mm, median relative area and depth error and depth Spearman
-(env SCARSCOPE_BIN: another binary, e.g. an older build to compare).
+(env SCARSCOPE_BIN: another binary, e.g. an older build to compare; INDEPENDENT_SET=steep:
+eight other photos under 55-65° light).
 """
 import json
 import os
@@ -27,6 +28,12 @@ BIN = os.environ.get("SCARSCOPE_BIN") or os.path.join(os.path.dirname(__file__),
 CASES = [(1, 20, 35, 60, 0.6, 1), (2, 10, 45, 200, 1.5, 1), (3, 20, 28, 300, 0.2, 1),
          (4, 15, 55, 120, 1.0, 1), (5, 20, 40, 20, 2.0, 1), (6, 10, 30, 250, 0.4, 1),
          (7, 15, 50, 160, 0.8, 0), (8, 20, 33, 90, 1.2, 0)]
+# INDEPENDENT_SET=steep: eight photos under steep light (55-65°), where the wall facing the
+# light is past the brightest normal (README, "A pit's ridge is not texture").
+if os.environ.get("INDEPENDENT_SET") == "steep":
+    CASES = [(11, 20, 60, 60, 0.2, 1), (12, 10, 60, 200, 0.6, 1), (13, 30, 60, 300, 0.1, 1),
+             (14, 15, 58, 120, 1.0, 0), (15, 20, 62, 20, 2.0, 1), (16, 30, 55, 250, 0.4, 0),
+             (17, 15, 60, 160, 0.1, 0), (18, 20, 65, 90, 1.2, 0)]
 
 
 def render(seed, ppm, el, az, mel, shadows, out, W=1200, H=900):

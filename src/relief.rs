@@ -11,8 +11,8 @@
 //!
 //! When the light is not given, its azimuth is estimated: shading is the derivative of the
 //! relief along u, so the energy of its gradient is concentrated along u (structure tensor);
-//! which end of that axis the light comes from is decided by the relief it implies, since
-//! depressions dominate scarred skin. Elevation cannot be recovered from one Lambertian image
+//! which end of that axis the light comes from is decided by how the dark walls bend, since
+//! depressions dominate scarred skin and a depression's dark wall hugs it on the light's side. Elevation cannot be recovered from one Lambertian image
 //! (the bas-relief ambiguity: relief scale and cot e trade off), so without it a typical
 //! clinical elevation is assumed and the depth uncertainty widened accordingly.
 
@@ -67,8 +67,9 @@ pub struct AzimuthEstimate {
     pub confidence: f64,
     /// Directional anisotropy of the shading gradient, (λ1 − λ2)/(λ1 + λ2).
     pub anisotropy: f64,
-    /// Skewness of the implied relief (negative: depressions dominate, as expected).
-    pub skewness: f64,
+    /// Mean bend of the dark walls about the chosen azimuth ([`crescent_bend`]; negative:
+    /// the bend of depressions lit from there, as expected).
+    pub bend: f64,
     /// RMS of band-passed shading (optical density): the relief signal's strength.
     pub relief_signal: f64,
 }
@@ -115,40 +116,115 @@ pub fn estimate_azimuth(shading: &ArrayView2<f32>, mm_per_px: f64) -> AzimuthEst
     // Principal axis angle in image axes (y down), then to the screen convention (y up).
     let theta = 0.5 * (2.0 * jxy).atan2(jxx - jyy);
     let mut az = -theta;
-    // Sign: integrate the linearised slope (∝ shading density) along that direction.
-    let edge = ReliefParams::default().edge_taper_mm / mm_per_px;
-    let z = integrate_slope(&bp.view(), az, 0.05, 40.0 / mm_per_px, edge);
-    let skew = skewness(&z.view());
-    if skew > 0.0 {
+    // Sign: which way the dark walls bend (see `crescent_bend`).
+    let bend = crescent_bend(&bp.view(), az);
+    if bend.mean > 0.0 {
         az += std::f64::consts::PI;
     }
     let (_, sd) = robust_stats(&bp.view());
     let az_deg = az.to_degrees().rem_euclid(360.0);
-    // Isotropic relief lit from one side gives anisotropy 0.5; the sign is as trustworthy as
-    // the relief is lopsided.
+    // Isotropic relief lit from one side gives anisotropy 0.5. The sign is as trustworthy as
+    // the dark blobs agree on their bend: tanh(0.851 t) ≈ erf(t / √2) = 1 − 2·P(a mean that
+    // far from 0 by chance), t the weighted mean over its standard error.
     let conf_axis = (anisotropy / 0.35).min(1.0);
-    let conf_sign = (skew.abs() / 0.6).min(1.0);
+    let conf_sign = (0.851 * bend.t.abs()).tanh();
     AzimuthEstimate {
         azimuth_deg: az_deg,
         confidence: conf_axis * conf_sign,
         anisotropy,
-        skewness: if skew > 0.0 { -skew } else { skew },
+        bend: -bend.mean.abs(),
         relief_signal: sd as f64,
     }
 }
 
-fn skewness(z: &ArrayView2<f32>) -> f64 {
-    let n = z.len().max(1) as f64;
-    let mean = z.iter().map(|v| *v as f64).sum::<f64>() / n;
-    let (m2, m3) = z.iter().fold((0f64, 0f64), |a, v| {
-        let d = *v as f64 - mean;
-        (a.0 + d * d, a.1 + d * d * d)
+/// How the dark walls bend about an axis ([`crescent_bend`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Bend {
+    /// Mass-weighted mean over the dark blobs of each one's normalised third moment.
+    mean: f64,
+    /// That mean over its standard error (0 with fewer than two blobs).
+    t: f64,
+}
+
+/// Which side of the axis `az` (radians, screen convention) the light comes from, read from
+/// how the dark parts of the band-passed optical density `bp` bend. A depression lit from +u
+/// is dark on the wall facing away from the light — the wall nearer the light — and that dark
+/// part hugs the pit: a crescent or half disc whose middle lies towards the light and whose
+/// horns curve back, a negative third moment (u − ū)(v − v̄)² about its own centroid (−0.69
+/// of σ_u σ_v² for a thin half-circle arc). A bump's dark side bends the other way, and
+/// furrows, straight, not at all. Each blob darker than 2 robust σ contributes its
+/// normalised moment, weighted by its dark mass. Unlike the skewness of the relief the light
+/// implies (the test before 2026-11-29), this does not depend on how strongly each wall
+/// shades: under steep light the wall facing the light is past the brightest normal and
+/// reads gentle, its pit leaves a ridge stronger than itself, and the skewness chose the
+/// opposite side on four of eight independent renderings at 55–65°.
+fn crescent_bend(bp: &ArrayView2<f32>, az: f64) -> Bend {
+    use image::{GrayImage, Luma};
+    use imageproc::region_labelling::{connected_components, Connectivity};
+    let none = Bend { mean: 0.0, t: 0.0 };
+    let (h, w) = bp.dim();
+    let (med, sd) = robust_stats(bp);
+    let thr = med + 2.0 * sd;
+    let mask = GrayImage::from_fn(w as u32, h as u32, |x, y| {
+        Luma([u8::from(bp[[y as usize, x as usize]] > thr) * 255])
     });
-    let (m2, m3) = (m2 / n, m3 / n);
-    if m2 <= 0.0 {
-        0.0
-    } else {
-        m3 / m2.powf(1.5)
+    let comps = connected_components(&mask, Connectivity::Eight, Luma([0u8]));
+    let n = comps.pixels().map(|p| p[0]).max().unwrap_or(0) as usize;
+    if n == 0 {
+        return none;
+    }
+    // Along the axis (u, towards az) and across it (v), pixel axes x right, y down.
+    let (cu, cv) = (az.cos(), -az.sin());
+    let uv = |x: u32, y: u32| {
+        let (x, y) = (f64::from(x), f64::from(y));
+        (x * cu + y * cv, -x * cv + y * cu)
+    };
+    let dark = |x: u32, y: u32| f64::from(bp[[y as usize, x as usize]] - thr);
+    // Per blob: mass and first moments, then central second and third moments.
+    let mut first = vec![[0f64; 3]; n];
+    for (x, y, p) in comps.enumerate_pixels() {
+        if p[0] > 0 {
+            let (m, (u, v)) = (dark(x, y), uv(x, y));
+            let a = &mut first[p[0] as usize - 1];
+            a[0] += m;
+            a[1] += m * u;
+            a[2] += m * v;
+        }
+    }
+    let mut central = vec![[0f64; 3]; n];
+    for (x, y, p) in comps.enumerate_pixels() {
+        if p[0] > 0 {
+            let a = first[p[0] as usize - 1];
+            let (m, (u, v)) = (dark(x, y), uv(x, y));
+            let (du, dv) = (u - a[1] / a[0], v - a[2] / a[0]);
+            let b = &mut central[p[0] as usize - 1];
+            b[0] += m * du * du;
+            b[1] += m * dv * dv;
+            b[2] += m * du * dv * dv;
+        }
+    }
+    let blobs: Vec<(f64, f64)> = first
+        .iter()
+        .zip(&central)
+        .filter(|(a, b)| a[0] > 0.0 && b[0] > 0.0 && b[1] > 0.0)
+        .map(|(a, b)| {
+            let (su2, sv2) = (b[0] / a[0], b[1] / a[0]);
+            (a[0], b[2] / a[0] / (su2.sqrt() * sv2))
+        })
+        .collect();
+    let mass: f64 = blobs.iter().map(|b| b.0).sum();
+    if blobs.len() < 2 || mass <= 0.0 {
+        return none;
+    }
+    let mean = blobs.iter().map(|(m, k)| m * k).sum::<f64>() / mass;
+    let var = blobs
+        .iter()
+        .map(|(m, k)| (m * (k - mean)).powi(2))
+        .sum::<f64>()
+        / (mass * mass);
+    Bend {
+        mean,
+        t: if var > 0.0 { mean / var.sqrt() } else { 0.0 },
     }
 }
 
@@ -822,6 +898,41 @@ mod tests {
             half < 0.0 && half > 0.7 * full,
             "shared reading {shared}: log error {half} against {full} read as tilt"
         );
+    }
+
+    /// Steep pits (walls up to 63°) under 60° light, shaded by the full Lambertian model: the
+    /// wall facing the light is past the brightest normal, so it shades little, while the
+    /// other wall goes dark. The side the light comes from is still found from every azimuth.
+    #[test]
+    fn under_steep_light_the_light_side_of_steep_pits_is_found() {
+        let (h, w) = (300, 300);
+        let mut z = Array2::<f32>::zeros((h, w));
+        for i in 0..16 {
+            let cx = 35.0 + 70.0 * (i % 4) as f32 + 6.0 * (i as f32).sin();
+            let cy = 35.0 + 72.0 * (i / 4) as f32 + 5.0 * (i as f32).cos();
+            Zip::indexed(&mut z).for_each(|(y, x), v| {
+                let r2 = (x as f32 - cx).powi(2) + (y as f32 - cy).powi(2);
+                // A paraboloid 8 px deep and 8 px in radius: slope 2 at the rim.
+                *v -= (8.0 * (1.0 - r2 / 64.0)).max(0.0);
+            });
+        }
+        let (gx, gy) = gradient(&z.view());
+        let (e, alpha) = (60f64.to_radians(), 0.1);
+        for az in [30.0, 130.0, 250.0, 330.0] {
+            let a = f64::to_radians(az);
+            // Towards the light in pixel axes (y down), and up.
+            let l = [e.cos() * a.cos(), -e.cos() * a.sin(), e.sin()];
+            let sh = Zip::from(&gx).and(&gy).map_collect(|&zx, &zy| {
+                let (zx, zy) = (f64::from(zx), f64::from(zy));
+                let cos =
+                    ((-zx * l[0] - zy * l[1] + l[2]) / (1.0 + zx * zx + zy * zy).sqrt()).max(0.0);
+                (-((cos + alpha) / (e.sin() + alpha)).ln()) as f32
+            });
+            let est = estimate_azimuth(&sh.view(), 0.1);
+            let err = ((est.azimuth_deg - az + 540.0) % 360.0 - 180.0).abs();
+            assert!(err < 5.0, "light from {az}°: estimated {}", est.azimuth_deg);
+            assert!(est.confidence > 0.5, "light from {az}°: {est:?}");
+        }
     }
 
     #[test]
