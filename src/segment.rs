@@ -74,6 +74,9 @@ pub struct Regions {
     pub threshold: f32,
     /// Seed SNR the mirror null set (≥ the configured floor).
     pub seed_snr: f32,
+    /// Depression cores at or above the floor but below the seed: held back because the
+    /// photo's bumps were as strong (they may be scars the texture hides).
+    pub held_back: usize,
     /// Independent bump cores (peak pixel (x, y), peak SNR), from which the mirror null is
     /// drawn (less the ridges pits leave on their light side, [`SegmentParams::light_azimuth_deg`]).
     pub bumps: Vec<((usize, usize), f32)>,
@@ -974,6 +977,10 @@ pub fn segment(height: &ArrayView2<f32>, p: &SegmentParams) -> Regions {
         noise,
         threshold: seed * fine_noise,
         seed_snr: seed,
+        held_back: peak
+            .iter()
+            .filter(|&&v| v >= p.snr_seed && v < seed)
+            .count(),
         bumps: bump_cores.iter().map(|b| (b.pos, b.peak)).collect(),
     }
 }
