@@ -23,7 +23,9 @@ use serde::Serialize;
 
 use ndarray::Array2;
 
-use crate::analyze::{analyze_keeping_relief_timed, processing_factor, Analysis, ReliefMap};
+use crate::analyze::{
+    analyze_keeping_relief_timed, processing_factor, Analysis, AnalyzeParams, ReliefMap,
+};
 use crate::change::{relief_gain, SessionMaps};
 use crate::load::{decode_bytes, LoadLimits, PlaneSource, MAX_FILE_BYTES};
 use crate::pitfit::PitFit;
@@ -345,7 +347,7 @@ fn run_photo(
     study: &Study,
     cfg: &BatchConfig,
     rel: &Path,
-    settings: &Settings,
+    params: &AnalyzeParams,
     overlay: &Path,
     t: &mut Timings,
 ) -> Result<PhotoResult, Failure> {
@@ -372,7 +374,6 @@ fn run_photo(
     let bytes = t
         .time("read", || std::fs::read(&full))
         .map_err(|e| fail("load", format!("cannot read the file: {e}")))?;
-    let params = Settings::analyze_params(settings, &cfg.overrides);
     let work = || -> Result<_, Failure> {
         // Decoded samples, reduced by each stage to its own scale: no full-resolution float
         // planes except the transient ones of the overlay.
@@ -381,16 +382,15 @@ fn run_photo(
             .map_err(|e| fail("load", e.to_string()))?;
         drop(bytes);
         let (w, h) = (img.photo.width(), img.photo.height());
-        let f = processing_factor(&params, w, h);
+        let f = processing_factor(params, w, h);
         let _pass = t.time("wait", || cfg.gate.enter(((w / f) * (h / f)) as u64));
-        let (mut a, relief) =
-            analyze_keeping_relief_timed(&img.photo, &params, t).map_err(|e| {
-                fail(
-                    "analyze",
-                    format!("{}: cannot analyse: {e}", shown.display()),
-                )
-            })?;
-        let doc = t.time("report", || analyze_doc(&img.meta, &params, &a));
+        let (mut a, relief) = analyze_keeping_relief_timed(&img.photo, params, t).map_err(|e| {
+            fail(
+                "analyze",
+                format!("{}: cannot analyse: {e}", shown.display()),
+            )
+        })?;
+        let doc = t.time("report", || analyze_doc(&img.meta, params, &a));
         let ov = t.time("overlay", || draw_overlay(&img.photo.to_planes(), &a));
         let maps = ViewMaps::take(&mut a, relief);
         drop(a);
@@ -507,22 +507,16 @@ fn process_view(
             continue;
         };
         let ov_rel = overlay_rel(&plan.output_name, &s.output_name, &p.output_name);
-        let result = run_photo(
-            study,
-            cfg,
-            &p.rel_path,
-            &s.settings,
-            &cfg.out.join(&ov_rel),
-            t,
-        );
-        on_photo();
-        let mut later_maps = None;
+        let params = Settings::analyze_params(&s.settings, &cfg.overrides);
         // Sessions shot from another distance: with both pixel sizes given, registration
         // compares the photos at one physical scale, as `compare` does.
-        let given_mm = Settings::analyze_params(&s.settings, &cfg.overrides)
+        let given_mm = params
             .calibration
             .mm_per_px
             .filter(|m| m.is_finite() && *m > 0.0);
+        let result = run_photo(study, cfg, &p.rel_path, &params, &cfg.out.join(&ov_rel), t);
+        on_photo();
+        let mut later_maps = None;
         match result {
             Ok(PhotoResult { doc, plane, maps }) => {
                 entry.status = PhotoStatus::Analysed;

@@ -12,9 +12,10 @@
 //! When the light is not given, its azimuth is estimated: shading is the derivative of the
 //! relief along u, so the energy of its gradient is concentrated along u (structure tensor);
 //! which end of that axis the light comes from is decided by how the dark walls bend, since
-//! depressions dominate scarred skin and a depression's dark wall hugs it on the light's side. Elevation cannot be recovered from one Lambertian image
-//! (the bas-relief ambiguity: relief scale and cot e trade off), so without it a typical
-//! clinical elevation is assumed and the depth uncertainty widened accordingly.
+//! depressions dominate scarred skin and a depression's dark wall hugs it on the light's
+//! side. Elevation cannot be recovered from one Lambertian image (the bas-relief ambiguity:
+//! relief scale and cot e trade off), so without it a typical clinical elevation is assumed
+//! and the depth uncertainty widened accordingly.
 
 use std::sync::Arc;
 
@@ -124,8 +125,9 @@ pub fn estimate_azimuth(shading: &ArrayView2<f32>, mm_per_px: f64) -> AzimuthEst
     let (_, sd) = robust_stats(&bp.view());
     let az_deg = az.to_degrees().rem_euclid(360.0);
     // Isotropic relief lit from one side gives anisotropy 0.5. The sign is as trustworthy as
-    // the dark blobs agree on their bend: tanh(0.851 t) ≈ erf(t / √2) = 1 − 2·P(a mean that
-    // far from 0 by chance), t the weighted mean over its standard error.
+    // the dark blobs agree on their bend: tanh(0.851 t) ≈ erf(t / √2) = 1 − P(a mean at
+    // least that far from 0 by chance, either side), t the weighted mean over its standard
+    // error.
     let conf_axis = (anisotropy / 0.35).min(1.0);
     let conf_sign = (0.851 * bend.t.abs()).tanh();
     AzimuthEstimate {
