@@ -9,7 +9,7 @@ use crate::intrinsics::{separate, Intrinsics};
 use crate::load::{PlaneSource, Reduced};
 use crate::measure::{measure, MeasureContext, PitReading, Scar, ScarType};
 use crate::normalize::{normalize_reduced, CEIL, FLOOR};
-use crate::pitfit::{fit_pits, PitFit};
+use crate::pitfit::{fit_pits, PitFit, PitFitOptions};
 use crate::relief::{
     estimate_azimuth, relief_on_surface_reading, Light, LightSource, ReliefParams, ShadingCosines,
     ASSUMED_ELEVATION_DEG, TILT_SHARE,
@@ -529,7 +529,10 @@ fn analyze_inner(
             regions.count,
             azimuth_deg,
             unit,
-            PIT_MAX_RADIUS_MM / unit,
+            PitFitOptions {
+                max_radius_px: PIT_MAX_RADIUS_MM / unit,
+                search: elevation_source == LightSource::Given,
+            },
         )
     });
     // The cosines are dropped here unless kept for paired change.

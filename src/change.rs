@@ -1554,7 +1554,11 @@ mod tests {
         let (c0, z0, l0) = cone_photo((48, 44), [22.3, 21.6], 6.0, 8.0, 30.0, 40.0);
         let (c1, z1, l1) = cone_photo((48, 44), [25.3, 19.6], 5.0, 5.0, 200.0, 55.0);
         let fit = |c: &ShadingCosines, z: &Array2<f32>, l: &Array2<u32>, az: f64| {
-            crate::pitfit::fit_pits(c, &l.view(), &z.view(), 1, az, 0.1, 10.0)
+            let opts = crate::pitfit::PitFitOptions {
+                max_radius_px: 10.0,
+                search: true,
+            };
+            crate::pitfit::fit_pits(c, &l.view(), &z.view(), 1, az, 0.1, opts)
         };
         let (p0, p1) = (fit(&c0, &z0, &l0, 30.0), fit(&c1, &z1, &l1, 200.0));
         assert!(p0[0].is_some() && p1[0].is_some(), "{p0:?} {p1:?}");

@@ -81,8 +81,12 @@ struct Window {
 
 /// Rendered cos(normal, light) minus observed, per window pixel.
 fn residuals(w: &Window, u: (f64, f64), th: &[f64; 7], out: &mut Vec<f64>) {
+    residuals_sampled(w, u, th, SUB, out);
+}
+
+/// [`residuals`] with the model averaged over `sub` × `sub` samples per pixel.
+fn residuals_sampled(w: &Window, u: (f64, f64), th: &[f64; 7], sub: usize, out: &mut Vec<f64>) {
     out.clear();
-    let sub = SUB;
     let (cx, cy) = (th[0], th[1]);
     let r = th[2].exp();
     let (e1, e2) = (th[3].clamp(-0.4, 0.4), th[4].clamp(-0.4, 0.4));
@@ -253,8 +257,22 @@ fn fit(
     (th, cost)
 }
 
+/// Which scars [`fit_pits`] fits and how widely it looks for each pit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PitFitOptions {
+    /// Largest equivalent radius fitted, processing pixels.
+    pub max_radius_px: f64,
+    /// Whether the coarse search over centre, radius, slope and shape joins the local fit.
+    /// Worth it where the light's elevation is known: under an assumed elevation the model
+    /// is wrong by up to 20°, and the global minimum of a wrong model is often a narrow well
+    /// far deeper than the pit (36 phantom photos, light estimated: 10 of 733 scars read
+    /// more than twice their depth with the search, 2 without), while the local fit stays
+    /// near the relief's own reading.
+    pub search: bool,
+}
+
 /// Fits every scar of `labels` (1..=`count`) whose equivalent radius is at most
-/// `max_radius_px`; `height` is the relief the labels were segmented on (for each pit's
+/// `opts.max_radius_px`; `height` is the relief the labels were segmented on (for each pit's
 /// centre and a first depth). Index i holds label i + 1.
 pub fn fit_pits(
     reading: &ShadingCosines,
@@ -263,8 +281,9 @@ pub fn fit_pits(
     count: usize,
     azimuth_deg: f64,
     unit_per_px: f64,
-    max_radius_px: f64,
+    opts: PitFitOptions,
 ) -> Vec<Option<PitFit>> {
+    let max_radius_px = opts.max_radius_px;
     let az = azimuth_deg.to_radians();
     let u = (az.cos(), -az.sin());
     let fps = footprints(labels, height, count);
@@ -283,24 +302,144 @@ pub fn fit_pits(
                 [fp.centre.0, fp.centre.1],
                 1.15 * fp.radius.max(1.0),
             )?;
-            let (bf, r0, [cx, cy]) = (pw.block as f64, pw.r0, pw.centre);
+            let (bf, r0) = (pw.block as f64, pw.r0);
             // Heights are in the relief's units; the first depth in blocks.
             let d0 = ((pw.deepest + pw.ring_mean) / unit_per_px / bf).max(0.3);
-            let bounds = bounds_of(pw.centre, r0);
-            let mut best: Option<([f64; 7], f64)> = None;
-            // Cone, paraboloid and flat-floored starts, a few steps each; the best runs on.
-            for p0 in [1.0f64, 2.0, 4.0] {
-                let th0 = [cx, cy, r0.ln(), 0.0, 0.0, d0.ln(), p0.ln()];
-                let (th, c) = fit(&pw.win, u, th0, &bounds, PRE_ITER, [true; 7]);
-                if best.is_none_or(|b| c < b.1) {
-                    best = Some((th, c));
-                }
-            }
-            let (th, _) = best?;
-            let (th, c) = fit(&pw.win, u, th, &bounds, MAX_ITER, [true; 7]);
+            let local = local_fit(&pw, u, d0)?;
+            let n = pw.win.px.len();
+            let beat = local.1 * (1.0 + INDISTINCT_CHI2 / (n as f64 - 7.0).max(1.0));
+            let poor = 1.0 - local.1 / pw.flat < SEARCH_BELOW_EXPLAINED;
+            let searched = (opts.search && poor)
+                .then(|| searched_fit(&pw, u, r0, beat))
+                .flatten();
+            let (th, c) = match searched {
+                Some(s) => shallowest_within_noise(&[local, s], n),
+                None => local,
+            };
             Some(pit_of(&th, c, &pw))
         })
         .collect()
+}
+
+/// Misfit (in units of the best fit's residual variance) within which two fits of one pit
+/// are told apart no better than two standard deviations: Δχ² = 4.
+const INDISTINCT_CHI2: f64 = 4.0;
+
+/// Centre offsets of the coarse search, in first support radii.
+const SEARCH_OFFSETS: [(f64, f64); 9] = [
+    (0.0, 0.0),
+    (0.3, 0.0),
+    (-0.3, 0.0),
+    (0.0, 0.3),
+    (0.0, -0.3),
+    (0.6, 0.0),
+    (-0.6, 0.0),
+    (0.0, 0.6),
+    (0.0, -0.6),
+];
+
+/// Support radii of the coarse search, in first support radii: a footprint that took in a
+/// trough or a neighbour's edge is wider than its pit.
+const SEARCH_RADII: [f64; 5] = [0.4, 0.55, 0.75, 1.0, 1.3];
+
+/// Wall slopes D / R of the coarse search (depth over support radius).
+const SEARCH_SLOPES: [f64; 4] = [0.25, 0.5, 1.0, 2.0];
+
+/// Shape exponents of both searches: cone, paraboloid, flat floor.
+const SEARCH_SHAPES: [f64; 3] = [1.0, 2.0, 4.0];
+
+/// Grid points of the coarse search that go on to Levenberg–Marquardt.
+const SEARCH_KEEP: usize = 2;
+
+/// The coarse search runs for pits whose local fit explains less than this share of the
+/// shading contrast: one stuck in a wrong basin explains 0.5–0.7, a pit found well 0.85–0.95.
+/// (Measured on 36 phantom photos and four phantom series: the same accuracy as searching
+/// every pit to within 0.01 in every figure, at a third of the cost.)
+const SEARCH_BELOW_EXPLAINED: f64 = 0.8;
+
+/// The local fit: from the footprint's own centre, radius and the relief's depth, the three
+/// shapes a few steps each, the best run on.
+fn local_fit(pw: &Prepared, u: (f64, f64), d0: f64) -> Option<([f64; 7], f64)> {
+    let ([cx, cy], r0) = (pw.centre, pw.r0);
+    let bounds = bounds_of(pw.centre, r0);
+    let mut best: Option<([f64; 7], f64)> = None;
+    for p0 in SEARCH_SHAPES {
+        let th0 = [cx, cy, r0.ln(), 0.0, 0.0, d0.ln(), p0.ln()];
+        let (th, c) = fit(&pw.win, u, th0, &bounds, PRE_ITER, [true; 7]);
+        if best.is_none_or(|b| c < b.1) {
+            best = Some((th, c));
+        }
+    }
+    Some(fit(&pw.win, u, best?.0, &bounds, MAX_ITER, [true; 7]))
+}
+
+/// The searched fit: a coarse grid over centre, support radius, wall slope and shape (the
+/// model rendered at one sample per pixel), its best points a few steps each, the best run
+/// on. Levenberg–Marquardt only walks downhill from where it starts: a footprint that
+/// spread into a shading trough beside its pit (its centre off by half a radius, its radius
+/// doubled) leaves the local fit in a basin explaining 0.6 of the shading where the pit
+/// itself explains 0.9 (measured on a phantom icepick; the local fit then read 0.16 mm of
+/// its 0.33 mm).
+fn searched_fit(pw: &Prepared, u: (f64, f64), r0: f64, beat: f64) -> Option<([f64; 7], f64)> {
+    let [cx, cy] = pw.centre;
+    let bounds = search_bounds(pw.centre, r0);
+    let mut grid: Vec<([f64; 7], f64)> = Vec::with_capacity(
+        SEARCH_OFFSETS.len() * SEARCH_RADII.len() * SEARCH_SLOPES.len() * SEARCH_SHAPES.len(),
+    );
+    let mut r = Vec::new();
+    for (ox, oy) in SEARCH_OFFSETS {
+        for rf in SEARCH_RADII {
+            let rr = rf * r0;
+            for sl in SEARCH_SLOPES {
+                for p0 in SEARCH_SHAPES {
+                    let th0 = [
+                        cx + ox * r0,
+                        cy + oy * r0,
+                        rr.ln(),
+                        0.0,
+                        0.0,
+                        (sl * rr).max(0.06).ln(),
+                        p0.ln(),
+                    ];
+                    residuals_sampled(&pw.win, u, &th0, 1, &mut r);
+                    grid.push((th0, sse(&r)));
+                }
+            }
+        }
+    }
+    // Ties broken by grid order, so the choice never depends on sorting internals.
+    grid.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let mut best: Option<([f64; 7], f64)> = None;
+    for (th0, _) in grid.iter().take(SEARCH_KEEP) {
+        let (th, c) = fit(&pw.win, u, *th0, &bounds, PRE_ITER, [true; 7]);
+        if best.is_none_or(|b| c < b.1) {
+            best = Some((th, c));
+        }
+    }
+    let best = best?;
+    if best.1 > beat {
+        return None;
+    }
+    Some(fit(&pw.win, u, best.0, &bounds, MAX_ITER, [true; 7]))
+}
+
+/// Of fits of one pit, the shallowest whose misfit lies within [`INDISTINCT_CHI2`] residual
+/// variances of the best (the variance from the best fit's residual over `n` pixels less its
+/// 7 parameters). Shading bounds a steep wall's slope only from below (attached shadow, the
+/// brightest normal, walls too steep to cover a pixel), so a deeper pit the data do not
+/// demand is not read.
+fn shallowest_within_noise(fits: &[([f64; 7], f64)], n: usize) -> ([f64; 7], f64) {
+    let cmin = fits.iter().map(|f| f.1).fold(f64::INFINITY, f64::min);
+    let var = cmin / (n as f64 - 7.0).max(1.0);
+    let mut pick = fits[0];
+    let mut first = true;
+    for f in fits {
+        if f.1 <= cmin + INDISTINCT_CHI2 * var && (first || f.0[5] < pick.0[5]) {
+            pick = *f;
+            first = false;
+        }
+    }
+    pick
 }
 
 /// Refit `model` (a pit fitted on another photo of the same scar, mapped into this photo's
@@ -475,6 +614,16 @@ fn bounds_of(centre: [f64; 2], r0: f64) -> [(f64, f64); 7] {
     ]
 }
 
+/// Bounds of the searched fit: the centre may move 0.8 first radii and the radius shrink to
+/// 0.3 of the first (the footprint may be twice its pit's width); the rest as [`bounds_of`].
+fn search_bounds(centre: [f64; 2], r0: f64) -> [(f64, f64); 7] {
+    let mut b = bounds_of(centre, r0);
+    b[0] = (centre[0] - 0.8 * r0, centre[0] + 0.8 * r0);
+    b[1] = (centre[1] - 0.8 * r0, centre[1] + 0.8 * r0);
+    b[2].0 = (0.3 * r0).ln();
+    b
+}
+
 /// The fitted pit of parameters `th` (blocks) and misfit `cost`, in processing pixels.
 fn pit_of(th: &[f64; 7], cost: f64, pw: &Prepared) -> PitFit {
     let bf = pw.block as f64;
@@ -498,6 +647,14 @@ fn pit_of(th: &[f64; 7], cost: f64, pw: &Prepared) -> PitFit {
 pub(crate) mod tests {
     use super::*;
     use ndarray::Array2;
+
+    /// Fit options with the search on (the light given) and radius limit `r` px.
+    fn opts(r: f64) -> PitFitOptions {
+        PitFitOptions {
+            max_radius_px: r,
+            search: true,
+        }
+    }
 
     /// cos(normal, light) of an exact cone of `radius` px and `depth` px at (cx, cy), light at
     /// azimuth `az` (image axes, y down) and elevation `e`, each pixel the mean of 8 × 8
@@ -556,7 +713,15 @@ pub(crate) mod tests {
                 az.to_radians(),
                 e.to_radians(),
             );
-            let fits = fit_pits(&reading, &labels.view(), &height.view(), 1, az, 0.1, 10.0);
+            let fits = fit_pits(
+                &reading,
+                &labels.view(),
+                &height.view(),
+                1,
+                az,
+                0.1,
+                opts(10.0),
+            );
             let f = fits[0].expect("fitted");
             assert!(f.explained > 0.9, "explained {:.3}", f.explained);
             assert!(
@@ -576,6 +741,44 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_pit_whose_footprint_spread_into_a_trough_beside_it_is_found_by_the_search() {
+        // A cone 1.2 mm wide, 0.5 mm deep under 50° light from 0°; the relief beside it (on
+        // the light's side) holds a trough as deep as the cone that the shading does not
+        // show, and the footprint took it in: centre and radius start far off the pit. The
+        // local fit alone reads 6.4 px for 5 (p at its bound 0.6, explaining 0.76).
+        let (w, h) = (64, 48);
+        let (cx, cy, radius, depth) = (28.3, 23.6, 6.0, 5.0);
+        let (reading, _, cone) =
+            cone_scene((w, h), (cx, cy), radius, depth, 0.0, 50f64.to_radians());
+        let height = Array2::from_shape_fn((h, w), |(y, x)| {
+            let r = (x as f64 - cx - 7.0).hypot(y as f64 - cy) / 6.0;
+            cone[[y, x]].min((-depth * (1.0 - r * r)).min(0.0) as f32)
+        });
+        let labels = height.mapv(|z| u32::from(f64::from(z) < -0.1 * depth));
+        let f = fit_pits(
+            &reading,
+            &labels.view(),
+            &height.view(),
+            1,
+            0.0,
+            0.1,
+            opts(20.0),
+        )[0]
+        .expect("fitted");
+        assert!(f.explained > 0.9, "explained {:.3}", f.explained);
+        assert!(
+            (f.depth_px / depth - 1.0).abs() < 0.12,
+            "depth {:.2} px for {depth}",
+            f.depth_px
+        );
+        assert!(
+            (f.centre_px[0] - cx).hypot(f.centre_px[1] - cy) < 0.5,
+            "centre {:?} for ({cx}, {cy})",
+            f.centre_px
+        );
+    }
+
+    #[test]
     fn a_wide_cone_is_fitted_on_blocks_to_its_depth() {
         // A cone 2.4 mm wide (fitted on 3 × 3 blocks), 1.0 mm deep, under 45° light.
         let (reading, labels, height) =
@@ -587,7 +790,7 @@ pub(crate) mod tests {
             1,
             114.6,
             0.1,
-            20.0,
+            opts(20.0),
         );
         let f = fits[0].expect("fitted");
         assert!(f.explained > 0.9, "explained {:.3}", f.explained);
@@ -614,7 +817,15 @@ pub(crate) mod tests {
         let (reading, labels, height) =
             cone_scene((48, 40), (23.0, 20.0), 5.0, 4.0, 0.5, 40f64.to_radians());
         // Radius limit below the scar's own radius: no fit.
-        let fits = fit_pits(&reading, &labels.view(), &height.view(), 1, 28.6, 0.1, 2.0);
+        let fits = fit_pits(
+            &reading,
+            &labels.view(),
+            &height.view(),
+            1,
+            28.6,
+            0.1,
+            opts(2.0),
+        );
         assert!(fits[0].is_none());
         // The same label over a flat, textured patch: whatever is fitted explains little.
         let flat = ShadingCosines {
@@ -623,7 +834,15 @@ pub(crate) mod tests {
             }),
             ..reading
         };
-        let fits = fit_pits(&flat, &labels.view(), &height.view(), 1, 28.6, 0.1, 10.0);
+        let fits = fit_pits(
+            &flat,
+            &labels.view(),
+            &height.view(),
+            1,
+            28.6,
+            0.1,
+            opts(10.0),
+        );
         assert!(fits[0].is_none_or(|f| f.explained < 0.5), "{:?}", fits[0]);
     }
 }
