@@ -38,8 +38,11 @@ const RING_K: f64 = 2.0;
 /// independent of them; area-change Spearman, mean over four seed sets, 0.774 (relief
 /// readings only) → 0.815 / 0.810 at weights ¾ / 1 with the own models (weight ½ on three of
 /// the sets: 0.827 / 0.893 / 0.778 against 0.844 / 0.901 / 0.776 at ¾); 0.855 with the
-/// paired pit at ¾.
-pub const PIT_AREA_WEIGHT: f64 = 0.75;
+/// paired pit at ¾. Since the pit fit searches beside its descent ([`crate::pitfit`]), the
+/// outlines alone are best (four seed sets 500–505 / 520–525 / 506–511 / 510–514 at weights
+/// ½ / ¾ / 1: 0.830 / 0.861 / 0.871, 0.909 / 0.921 / 0.923, 0.749 / 0.822 / 0.853, 0.774 /
+/// 0.808 / 0.828), so where both sessions have one, the relief readings are left out.
+pub const PIT_AREA_WEIGHT: f64 = 1.0;
 
 /// One session's relief and labels at its processing resolution, borrowed for a comparison.
 #[derive(Debug, Clone, Copy)]

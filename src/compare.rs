@@ -280,7 +280,7 @@ mod tests {
     /// became the mean of the paired and the single-photo reading; 37/43, 86 %, without
     /// either; 41/42 with the paired pit, `change::paired_pit`). The same series rank area
     /// change at Spearman 0.84 with the pit models as a reading of the area ratio
-    /// (`change::PIT_AREA_WEIGHT`; 0.82 with each photo's own model), 0.74 without: the floor
+    /// (`change::PIT_AREA_WEIGHT` ¾; 0.82 with each photo's own model), 0.74 without: the floor
     /// 0.80 fails without them (the 0.85 is asserted by the ignored test below).
     #[test]
     fn phantom_series_read_the_sign_of_depth_change_right_and_rank_area_change() {
