@@ -118,6 +118,31 @@ fn pigment_only_phantoms_give_at_most_one_false_scar_per_10_cm2() {
     }
 }
 
+/// The phantom's first photo, rendered to JPEG, loaded and analysed at `mm_per_px` with the
+/// light (azimuth, elevation in degrees) given or, when None, estimated.
+fn analyze_first_photo(
+    s: &Subject,
+    mm_per_px: f64,
+    light: Option<(f64, f64)>,
+) -> scarscope::analyze::Analysis {
+    let img = load_bytes(
+        &s.render_jpeg(0),
+        std::path::Path::new("phantom.jpg"),
+        &LoadLimits::default(),
+    )
+    .expect("the phantom's JPEG loads");
+    let p = AnalyzeParams {
+        calibration: Calibration {
+            mm_per_px: Some(mm_per_px),
+            source: "phantom".into(),
+        },
+        light_azimuth_deg: light.map(|l| l.0),
+        light_elevation_deg: light.map(|l| l.1),
+        ..Default::default()
+    };
+    analyze(&img.planes, &p).expect("the phantom analyses")
+}
+
 #[test]
 fn a_frontally_lit_photo_gets_the_low_relief_warning() {
     let cfg = SubjectConfig {
@@ -129,23 +154,7 @@ fn a_frontally_lit_photo_gets_the_low_relief_warning() {
         ..Default::default()
     };
     let s = Subject::generate("frontal", 5, &cfg);
-    let img = load_bytes(
-        &s.render_jpeg(0),
-        std::path::Path::new("frontal.jpg"),
-        &LoadLimits::default(),
-    )
-    .unwrap();
-    let a = analyze(
-        &img.planes,
-        &AnalyzeParams {
-            calibration: Calibration {
-                mm_per_px: Some(0.05),
-                source: "phantom".into(),
-            },
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let a = analyze_first_photo(&s, 0.05, None);
     assert!(
         a.warnings.iter().any(|w| w.contains("too little relief")),
         "warnings: {:?}",
@@ -175,25 +184,8 @@ fn a_photo_left_without_scars_by_the_mirror_null_says_what_it_held_back() {
     let cfg = grid_config(9, false, W, H);
     let s = scarscope::eval::grid_subject(9, &cfg);
     let truth = s.truth(0, "cheek");
-    let img = load_bytes(
-        &s.render_jpeg(0),
-        std::path::Path::new("pigment.jpg"),
-        &LoadLimits::default(),
-    )
-    .unwrap();
-    let a = analyze(
-        &img.planes,
-        &AnalyzeParams {
-            calibration: Calibration {
-                mm_per_px: Some(truth.mm_per_px),
-                source: "phantom".into(),
-            },
-            light_azimuth_deg: Some(truth.light.azimuth_deg),
-            light_elevation_deg: Some(truth.light.elevation_deg),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let light = (truth.light.azimuth_deg, truth.light.elevation_deg);
+    let a = analyze_first_photo(&s, truth.mm_per_px, Some(light));
     assert!(a.scars.is_empty(), "{} scars", a.scars.len());
     assert!(
         a.warnings
