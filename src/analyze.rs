@@ -440,7 +440,7 @@ fn analyze_inner(
     let norm = t.time("normalise", || normalize_reduced(reduced, factor, px(8.0)));
     if norm.clipped_fraction > 0.02 {
         warnings.push(format!(
-            "{:.1} % of pixels are clipped to black or white: relief there is unknown",
+            "{:.1} % of pixels are clipped to black or white in some channel: a channel clipped alone is rebuilt from the other two, but relief where all are clipped is unknown and depths near clipped patches are less certain",
             100.0 * norm.clipped_fraction
         ));
     }
