@@ -275,16 +275,7 @@ pub fn grid_case_with(i: usize, cfg: &SubjectConfig) -> Result<[GridCase; 2], cr
             path: path.to_path_buf(),
             source,
         })?;
-        let obs: Vec<ScarObs> = a
-            .scars
-            .iter()
-            .map(|s| ScarObs {
-                centroid_px: s.centroid_px,
-                area_mm2: s.area_mm2,
-                depth_mm: s.depth_mm,
-                kind: s.kind,
-            })
-            .collect();
+        let obs: Vec<ScarObs> = a.scars.iter().map(ScarObs::from).collect();
         let scores = evaluate(&truth, &obs, 1.0);
         let pairs = scores
             .matches

@@ -10,7 +10,8 @@ use std::sync::OnceLock;
 
 use scarscope::analyze::{analyze, AnalyzeParams, Calibration};
 use scarscope::eval::{
-    grid_case, grid_case_with, grid_config, summarize_grid, GridCase, GridSummary,
+    evaluate, grid_case, grid_case_with, grid_config, grid_subject, summarize_grid, GridCase,
+    GridSummary, ScarObs,
 };
 use scarscope::load::{load_bytes, LoadLimits};
 use scarscope::phantom::{Subject, SubjectConfig};
@@ -141,6 +142,39 @@ fn analyze_first_photo(
         ..Default::default()
     };
     analyze(&img.planes, &p).expect("the phantom analyses")
+}
+
+/// Over-exposed by a stop, the darkest-skinned phantom of the grid (its camera metered on the
+/// skin's green, so red, three times brighter, clips over the lit walls) clips red in 4.6 % of
+/// its pixels. Read as values, the clipped reds cost most of the photo's measurement: measured
+/// 2026-11-29 with clipped channels read as values, F1 0.76, depth error 0.63, Spearman 0.11,
+/// type 0.50; rebuilt from green and blue (`normalize`), 0.96, 0.21, 0.66, 0.84 (at its own
+/// exposure: 1.00, 0.13, 0.77, 0.90). Held to the analysis issue's bars.
+#[test]
+fn a_photo_over_exposed_a_stop_keeps_the_issue_bars() {
+    let i = 11;
+    let mut s = grid_subject(i, &grid_config(i, true, W, H));
+    s.sessions[0].exposure_ev = 1.0;
+    let truth = s.truth(0, "cheek");
+    let a = analyze_first_photo(
+        &s,
+        truth.mm_per_px,
+        Some((truth.light.azimuth_deg, truth.light.elevation_deg)),
+    );
+    assert!(
+        a.warnings.iter().any(|w| w.contains("clipped")),
+        "the photo clips: {:?}",
+        a.warnings
+    );
+    let found: Vec<ScarObs> = a.scars.iter().map(ScarObs::from).collect();
+    let sc = evaluate(&truth, &found, 1.0);
+    eprintln!("over-exposed: {sc:?}");
+    assert!(sc.f1 >= 0.90, "{sc:?}");
+    assert!(
+        sc.median_rel_depth_error.is_some_and(|e| e <= 0.30),
+        "{sc:?}"
+    );
+    assert!(sc.type_accuracy.is_some_and(|t| t >= 0.80), "{sc:?}");
 }
 
 #[test]
