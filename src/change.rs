@@ -22,7 +22,7 @@ use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 use crate::analyze::{Analysis, ReliefMap};
-use crate::filters::{bilinear, gaussian_separable, solve3};
+use crate::filters::{bilinear, dilate, gaussian_separable, solve3};
 use crate::pitfit::{refit_pit, PitFit};
 use crate::register::Affine;
 use crate::relief::ShadingCosines;
@@ -1001,42 +1001,6 @@ fn tile_boxes(w: usize, h: usize, margin: usize) -> Vec<[usize; 4]> {
         .collect()
 }
 
-/// Binary dilation by a square of half-width `r` (separable running OR).
-fn dilate(m: &Array2<bool>, r: usize) -> Array2<bool> {
-    let (h, w) = m.dim();
-    let mut rows = Array2::<bool>::default((h, w));
-    let mut line = Vec::with_capacity(w.max(h));
-    for (src, mut dst) in m.rows().into_iter().zip(rows.rows_mut()) {
-        line.clear();
-        line.extend(src.iter().copied());
-        dilate_line(&line, r, |x, v| dst[x] = v);
-    }
-    let mut out = Array2::<bool>::default((h, w));
-    for (src, mut dst) in rows.columns().into_iter().zip(out.columns_mut()) {
-        line.clear();
-        line.extend(src.iter().copied());
-        dilate_line(&line, r, |y, v| dst[y] = v);
-    }
-    out
-}
-
-/// One line of [`dilate`]: `set(i, any of line[i − r ..= i + r])`, from a running count of the
-/// set values in the window.
-fn dilate_line(line: &[bool], r: usize, mut set: impl FnMut(usize, bool)) {
-    let n = line.len();
-    // Set values in [0, r) before the first output.
-    let mut count = line[..r.min(n)].iter().filter(|&&v| v).count();
-    for i in 0..n {
-        if let Some(&v) = line.get(i + r) {
-            count += usize::from(v);
-        }
-        if i > r {
-            count -= usize::from(line[i - r - 1]);
-        }
-        set(i, count > 0);
-    }
-}
-
 impl SupportMeasure {
     /// Effective area, volume / maximum depth (relief units²): the area of a flat-floored
     /// scar of the same volume and depth. Integral quantities, so less sensitive to where the
@@ -1135,21 +1099,6 @@ mod tests {
 
     /// The running-count dilation equals the square's definition on scattered masks, at
     /// radii from 0 to beyond the mask.
-    #[test]
-    fn dilation_matches_its_definition() {
-        for (h, w) in [(1, 1), (7, 13), (20, 9)] {
-            let m = Array2::from_shape_fn((h, w), |(y, x)| (x * 7 + y * 13 + x * y) % 11 == 0);
-            for r in [0, 1, 2, 5, 30] {
-                let d = dilate(&m, r);
-                for ((y, x), &v) in d.indexed_iter() {
-                    let want = (y.saturating_sub(r)..=(y + r).min(h - 1))
-                        .any(|yy| (x.saturating_sub(r)..=(x + r).min(w - 1)).any(|xx| m[[yy, xx]]));
-                    assert_eq!(v, want, "{h}x{w} r {r} at ({y}, {x})");
-                }
-            }
-        }
-    }
-
     fn maps<'a>(z: &'a Array2<f32>, l: &'a Array2<u32>, sl: &'a [u32]) -> SessionMaps<'a> {
         SessionMaps {
             height: z.view(),

@@ -523,6 +523,42 @@ pub fn gradient(src: &ArrayView2<f32>) -> (Array2<f32>, Array2<f32>) {
     (gx, gy)
 }
 
+/// Binary dilation by a square of half-width `r` (separable running OR).
+pub(crate) fn dilate(m: &Array2<bool>, r: usize) -> Array2<bool> {
+    let (h, w) = m.dim();
+    let mut rows = Array2::<bool>::default((h, w));
+    let mut line = Vec::with_capacity(w.max(h));
+    for (src, mut dst) in m.rows().into_iter().zip(rows.rows_mut()) {
+        line.clear();
+        line.extend(src.iter().copied());
+        dilate_line(&line, r, |x, v| dst[x] = v);
+    }
+    let mut out = Array2::<bool>::default((h, w));
+    for (src, mut dst) in rows.columns().into_iter().zip(out.columns_mut()) {
+        line.clear();
+        line.extend(src.iter().copied());
+        dilate_line(&line, r, |y, v| dst[y] = v);
+    }
+    out
+}
+
+/// One line of [`dilate`]: `set(i, any of line[i − r ..= i + r])`, from a running count of the
+/// set values in the window.
+fn dilate_line(line: &[bool], r: usize, mut set: impl FnMut(usize, bool)) {
+    let n = line.len();
+    // Set values in [0, r) before the first output.
+    let mut count = line[..r.min(n)].iter().filter(|&&v| v).count();
+    for i in 0..n {
+        if let Some(&v) = line.get(i + r) {
+            count += usize::from(v);
+        }
+        if i > r {
+            count -= usize::from(line[i - r - 1]);
+        }
+        set(i, count > 0);
+    }
+}
+
 /// Median of a sample (NaNs ignored); 0 for an empty sample.
 pub fn median(values: &mut [f32]) -> f32 {
     let mut n = values.len();
@@ -724,6 +760,21 @@ pub fn solve3(a: [[f64; 3]; 3], b: [f64; 3]) -> Option<[f64; 3]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dilation_matches_its_definition() {
+        for (h, w) in [(1, 1), (7, 13), (20, 9)] {
+            let m = Array2::from_shape_fn((h, w), |(y, x)| (x * 7 + y * 13 + x * y) % 11 == 0);
+            for r in [0, 1, 2, 5, 30] {
+                let d = dilate(&m, r);
+                for ((y, x), &v) in d.indexed_iter() {
+                    let want = (y.saturating_sub(r)..=(y + r).min(h - 1))
+                        .any(|yy| (x.saturating_sub(r)..=(x + r).min(w - 1)).any(|xx| m[[yy, xx]]));
+                    assert_eq!(v, want, "{h}x{w} r {r} at ({y}, {x})");
+                }
+            }
+        }
+    }
 
     #[test]
     fn gradient_is_the_central_difference_and_one_sided_at_borders() {

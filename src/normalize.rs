@@ -10,7 +10,7 @@
 
 use ndarray::{Array2, Zip};
 
-use crate::filters::{robust_median, wide_gaussian};
+use crate::filters::{dilate, robust_median, wide_gaussian};
 use crate::load::{PlaneSource, Reduced};
 
 /// Optical densities relative to the photo's own healthy skin.
@@ -117,56 +117,72 @@ const CHROMA_SCALE: f32 = 1.0 / 16.0;
 /// a mix of two colours, its body colour scaled by the shading and the light's colour scaled
 /// by the sheen, so any channel is a fixed linear combination of the other two wherever the
 /// body colour holds: `c = α·k₁ + β·k₂`. The combination is fitted by least squares on the
-/// unsaturated pixels nearby (Gaussian weights over [`CHROMA_SCALE`] of the normalisation
-/// scale, the whole scale where a patch is wider; a small ridge keeps it defined where the two
-/// channels are nearly proportional) and applied to the saturated ones. A pixel with only one
-/// unsaturated channel takes the local ratio to it. A rebuilt value is never below the one
-/// read (the channel was at least that bright); where all three channels saturated, or no
-/// unsaturated pixel is near, the reading stays.
+/// unsaturated pixels nearby, with Gaussian weights at the finest of the octaves from
+/// [`CHROMA_SCALE`] of the normalisation scale up to the whole of it that has enough support
+/// ([`MIN_SUPPORT`]); a small ridge ([`RIDGE`]) pulls it towards the plain ratio model
+/// (κ, 0), which keeps it defined where the two channels are nearly proportional. A pixel with
+/// only one unsaturated channel takes the local ratio to it. A rebuilt value is never below
+/// the one read (the channel was at least that bright); where all three channels saturated, or
+/// no octave has support, the reading stays. The octaves are taken one at a time, each
+/// filling the pixels it supports, so at most twelve planes are held whatever their number.
 fn restore_saturated(mut planes: [Array2<f32>; 3], flat_sigma_px: f32) -> [Array2<f32>; 3] {
     let saturated: Vec<Option<Array2<bool>>> = planes
         .iter()
         .map(|p| {
             let m = p.mapv(|v| v >= SATURATED);
-            m.iter().any(|&b| b).then(|| grow_one(&m))
+            m.iter().any(|&b| b).then(|| dilate(&m, 1))
         })
         .collect();
-    if saturated.iter().any(Option::is_some) {
-        let free = |c: usize, i: (usize, usize)| saturated[c].as_ref().is_none_or(|m| !m[i]);
-        let rebuilt: Vec<Option<Array2<f32>>> = (0..3)
-            .map(|c| {
-                let sat_c = saturated[c].as_ref()?;
-                let (k1, k2) = match c {
-                    0 => (1, 2),
-                    1 => (0, 2),
-                    _ => (0, 1),
-                };
-                let fit_px =
-                    Array2::from_shape_fn(sat_c.dim(), |i| !sat_c[i] && free(k1, i) && free(k2, i));
-                let fit =
-                    LocalMix::fit(&planes[c], &planes[k1], &planes[k2], &fit_px, flat_sigma_px)?;
-                let mut out = planes[c].clone();
-                Zip::indexed(&mut out).for_each(|i, v| {
-                    if sat_c[i] {
-                        let (a, b) = (planes[k1][i], planes[k2][i]);
-                        let p = match (free(k1, i), free(k2, i)) {
-                            (true, true) => fit.both(i, a, b),
-                            (true, false) => fit.one(i, 0, a),
-                            (false, true) => fit.one(i, 1, b),
-                            (false, false) => None,
-                        };
-                        if let Some(p) = p {
-                            *v = v.max(p);
-                        }
+    let free = |c: usize, i: (usize, usize)| saturated[c].as_ref().is_none_or(|m| !m[i]);
+    let rebuilt: Vec<Option<Array2<f32>>> = (0..3)
+        .map(|c| {
+            let sat_c = saturated[c].as_ref()?;
+            let (k1, k2) = match c {
+                0 => (1, 2),
+                1 => (0, 2),
+                _ => (0, 1),
+            };
+            let (pc, pa, pb) = (&planes[c], &planes[k1], &planes[k2]);
+            let fit_px =
+                Array2::from_shape_fn(sat_c.dim(), |i| !sat_c[i] && free(k1, i) && free(k2, i));
+            let products = Products::new(pc, pa, pb, &fit_px)?;
+            let mut out = pc.clone();
+            // Saturated pixels not yet filled (or found to have no unsaturated reference).
+            let mut open =
+                Array2::from_shape_fn(sat_c.dim(), |i| sat_c[i] && (free(k1, i) || free(k2, i)));
+            let mut sigma = CHROMA_SCALE * flat_sigma_px;
+            loop {
+                let sums = products.blurred(sigma.max(1.0));
+                Zip::indexed(&mut out).and(&mut open).for_each(|i, v, o| {
+                    if !*o {
+                        return;
+                    }
+                    let s = sums.each_ref().map(|p| p[i]);
+                    if s[5] < MIN_SUPPORT {
+                        return;
+                    }
+                    *o = false;
+                    let (a, b) = (pa[i], pb[i]);
+                    let p = match (free(k1, i), free(k2, i)) {
+                        (true, true) => mix(s, a, b),
+                        (true, false) => ratio(s[0], s[3], a),
+                        _ => ratio(s[2], s[4], b),
+                    };
+                    if let Some(p) = p {
+                        *v = v.max(p);
                     }
                 });
-                Some(out)
-            })
-            .collect();
-        for (p, r) in planes.iter_mut().zip(rebuilt) {
-            if let Some(r) = r {
-                *p = r;
+                if sigma >= flat_sigma_px || !open.iter().any(|&o| o) {
+                    break;
+                }
+                sigma = (2.0 * sigma).min(flat_sigma_px);
             }
+            Some(out)
+        })
+        .collect();
+    for (p, r) in planes.iter_mut().zip(rebuilt) {
+        if let Some(r) = r {
+            *p = r;
         }
     }
     planes.map(|mut p| {
@@ -175,105 +191,74 @@ fn restore_saturated(mut planes: [Array2<f32>; 3], flat_sigma_px: f32) -> [Array
     })
 }
 
-/// Mask grown by one pixel (8-neighbourhood).
-fn grow_one(m: &Array2<bool>) -> Array2<bool> {
-    let (h, w) = m.dim();
-    Array2::from_shape_fn((h, w), |(y, x)| {
-        (y.saturating_sub(1)..(y + 2).min(h))
-            .any(|yy| (x.saturating_sub(1)..(x + 2).min(w)).any(|xx| m[[yy, xx]]))
-    })
-}
+/// Weight (of a Gaussian's unit mass) on unsaturated pixels below which a local fit of
+/// [`restore_saturated`] rests on too few of them and the next octave is tried.
+const MIN_SUPPORT: f32 = 0.05;
 
-/// Gaussian-weighted sums, per pixel, of the products a least-squares fit of `c` on `k₁`, `k₂`
-/// needs: [k₁k₁, k₁k₂, k₂k₂, ck₁, ck₂, weight], at octave scales from [`CHROMA_SCALE`] of
-/// the normalisation scale up to the whole of it.
-struct LocalMix {
-    sums: Vec<[Array2<f32>; 6]>,
-}
+/// Ridge of [`restore_saturated`]'s fit, relative to the mean square of the reference channels.
+const RIDGE: f64 = 1e-3;
 
-impl LocalMix {
-    /// Weight (of a Gaussian's unit mass) below which a local fit rests on too few pixels.
-    const MIN_SUPPORT: f32 = 0.05;
-    /// Ridge, relative to the mean square of the reference channels.
-    const RIDGE: f32 = 1e-3;
+/// The products a least-squares fit of `c` on `k₁`, `k₂` needs, over the pixels it may use
+/// (zero elsewhere): [k₁k₁, k₁k₂, k₂k₂, ck₁, ck₂, 1].
+struct Products([Array2<f32>; 6]);
 
-    fn fit(
+impl Products {
+    /// None when no pixel may be used.
+    fn new(
         c: &Array2<f32>,
         k1: &Array2<f32>,
         k2: &Array2<f32>,
         use_px: &Array2<bool>,
-        flat_sigma_px: f32,
     ) -> Option<Self> {
         if !use_px.iter().any(|&u| u) {
             return None;
         }
-        let prod = |f: &dyn Fn(f32, f32, f32) -> f32| {
+        let prod = |f: fn(f32, f32, f32) -> f32| {
             Zip::from(c)
                 .and(k1)
                 .and(k2)
                 .and(use_px)
-                .map_collect(|&c, &a, &b, &u| if u { f(c, a, b) } else { 0.0 })
+                .par_map_collect(|&c, &a, &b, &u| if u { f(c, a, b) } else { 0.0 })
         };
-        let raw = [
-            prod(&|_, a, _| a * a),
-            prod(&|_, a, b| a * b),
-            prod(&|_, _, b| b * b),
-            prod(&|c, a, _| c * a),
-            prod(&|c, _, b| c * b),
-            prod(&|_, _, _| 1.0),
-        ];
-        let at = |sigma: f32| {
-            raw.clone()
-                .map(|p| crate::filters::wide_gaussian(&p.view(), sigma))
-        };
-        // Octaves from the chroma scale up to the normalisation scale.
-        let mut sums = Vec::new();
-        let mut sigma = CHROMA_SCALE * flat_sigma_px;
-        loop {
-            sums.push(at(sigma.max(1.0)));
-            if sigma >= flat_sigma_px {
-                break;
-            }
-            sigma = (2.0 * sigma).min(flat_sigma_px);
-        }
-        Some(LocalMix { sums })
+        Some(Products([
+            prod(|_, a, _| a * a),
+            prod(|_, a, b| a * b),
+            prod(|_, _, b| b * b),
+            prod(|c, a, _| c * a),
+            prod(|c, _, b| c * b),
+            prod(|_, _, _| 1.0),
+        ]))
     }
 
-    /// The sums at pixel `i` of the finest scale with enough support.
-    fn at(&self, i: (usize, usize)) -> Option<[f32; 6]> {
-        self.sums
-            .iter()
-            .map(|s| s.each_ref().map(|p| p[i]))
-            .find(|s| s[5] >= Self::MIN_SUPPORT)
+    /// Their Gaussian-weighted sums per pixel at `sigma` processing pixels.
+    fn blurred(&self, sigma: f32) -> [Array2<f32>; 6] {
+        self.0.each_ref().map(|p| wide_gaussian(&p.view(), sigma))
     }
+}
 
-    /// `α·a + β·b` with the local least-squares (α, β).
-    fn both(&self, i: (usize, usize), a: f32, b: f32) -> Option<f32> {
-        let [aa, ab, bb, ca, cb, _] = self.at(i)?.map(f64::from);
-        if aa <= 0.0 {
-            return None;
-        }
-        // The ridge pulls (α, β) towards the ratio model (κ, 0), not towards zero.
-        let kappa = ca / aa;
-
-        let ridge = f64::from(Self::RIDGE) * (aa + bb);
-        let (m11, m22) = (aa + ridge, bb + ridge);
-        let ca = ca + ridge * kappa;
-        let det = m11 * m22 - ab * ab;
-        if det <= 0.0 {
-            return None;
-        }
-        let alpha = (ca * m22 - cb * ab) / det;
-        let beta = (cb * m11 - ca * ab) / det;
-        Some((alpha * f64::from(a) + beta * f64::from(b)) as f32)
+/// `α·a + β·b` with the least-squares (α, β) of the sums `s` ([`Products`] order), ridged
+/// towards the ratio model (κ, 0).
+fn mix(s: [f32; 6], a: f32, b: f32) -> Option<f32> {
+    let [aa, ab, bb, ca, cb, _] = s.map(f64::from);
+    if aa <= 0.0 {
+        return None;
     }
-
-    /// The local ratio of `c` to reference `which` (0: k₁, 1: k₂) times `v`.
-    fn one(&self, i: (usize, usize), which: usize, v: f32) -> Option<f32> {
-        let [aa, _, bb, ca, cb, _] = self.at(i)?;
-        let (kk, ck) = if which == 0 { (aa, ca) } else { (bb, cb) };
-        (kk > 0.0).then(|| ck / kk * v)
+    let kappa = ca / aa;
+    let ridge = RIDGE * (aa + bb);
+    let (m11, m22) = (aa + ridge, bb + ridge);
+    let ca = ca + ridge * kappa;
+    let det = m11 * m22 - ab * ab;
+    if det <= 0.0 {
+        return None;
     }
+    let alpha = (ca * m22 - cb * ab) / det;
+    let beta = (cb * m11 - ca * ab) / det;
+    Some((alpha * f64::from(a) + beta * f64::from(b)) as f32)
+}
+
+/// `v` times the local ratio Σck / Σkk of the channel to one reference.
+fn ratio(kk: f32, ck: f32, v: f32) -> Option<f32> {
+    (kk > 0.0).then(|| ck / kk * v)
 }
 
 #[cfg(test)]
@@ -313,11 +298,6 @@ mod tests {
             assert!((n.od[c][[60, 80]] - spot_od).abs() < 0.03);
         }
     }
-}
-
-#[cfg(test)]
-mod saturation_tests {
-    use super::*;
 
     /// Shading (grey, the same in every channel) of a field of pits and bumps, times a
     /// pigment that changes slowly and reddens one side, plus a white sheen that is strongest
@@ -365,8 +345,11 @@ mod saturation_tests {
             before > 0.2,
             "clipping loses {before} OD at the 95th percentile"
         );
-        // Measured: 0.053 at the 95th percentile (the ridge towards the ratio model leaves a
-        // little of the sheen unmodelled), against 0.34 read as clipped.
+        // Measured (45 % of red clipped): 0.053 at the 95th percentile, against 0.34 read as
+        // clipped. The ridge towards the ratio model leaves some of the sheen unmodelled: with
+        // a ridge of 10⁻⁵ it reads 0.033 here, but the compare seed sets read worse (depth
+        // change 0.650 / 0.732 against 0.665 / 0.741 on 506 / 510), so the bound sits above
+        // the ridge that was kept, not at the scene's best.
         assert!(
             after < 0.08,
             "rebuilt red is off by {after} OD (was {before})"
