@@ -160,6 +160,8 @@ pub struct GridCase {
     pub scores: EvalScores,
     /// |estimated − true| azimuth, degrees (0 when given).
     pub azimuth_error_deg: f64,
+    /// |estimated (or assumed) − true| elevation, degrees (0 when given).
+    pub elevation_error_deg: f64,
     /// Photographed skin, cm².
     pub area_cm2: f64,
     /// Number of false detections (all sizes).
@@ -214,6 +216,11 @@ pub struct GridSummary {
     pub type_accuracy: f64,
     /// Share of photos whose azimuth is within 15° (estimated cases).
     pub azimuth_within_15: f64,
+    /// Median |estimated − true| elevation over the estimated cases, degrees (0 without any).
+    pub elevation_error_deg: f64,
+    /// Median |assumed − true| elevation over the same cases, had
+    /// [`crate::relief::ASSUMED_ELEVATION_DEG`] been taken, degrees.
+    pub elevation_assumed_error_deg: f64,
     /// False detections per 10 cm², pooled over the photographed area.
     pub false_positives_per_10cm2: f64,
 }
@@ -303,6 +310,7 @@ pub fn grid_case_with(i: usize, cfg: &SubjectConfig) -> Result<[GridCase; 2], cr
             skin_melanin: mel,
             light_given: given,
             azimuth_error_deg: d.min(360.0 - d),
+            elevation_error_deg: (a.light.elevation_deg - truth.light.elevation_deg).abs(),
             area_cm2,
             false_positives: (scores.false_positives_per_10cm2 * area_cm2 / 10.0).round() as usize,
             scores,
@@ -388,6 +396,18 @@ pub fn summarize_grid(cases: &[&GridCase]) -> GridSummary {
             1.0
         } else {
             az_ok as f64 / est.len() as f64
+        },
+        elevation_error_deg: {
+            let mut v: Vec<f64> = est.iter().map(|c| c.elevation_error_deg).collect();
+            median(&mut v).unwrap_or(0.0)
+        },
+        elevation_assumed_error_deg: {
+            let assumed = crate::relief::ASSUMED_ELEVATION_DEG;
+            let mut v: Vec<f64> = est
+                .iter()
+                .map(|c| (assumed - c.elevation_deg).abs())
+                .collect();
+            median(&mut v).unwrap_or(0.0)
         },
         false_positives_per_10cm2: if area > 0.0 {
             fp as f64 / area * 10.0

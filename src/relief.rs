@@ -345,6 +345,7 @@ fn light_cosines(
     elevation_deg: f64,
     alpha: f64,
     tilt_share: f64,
+    clamp: bool,
 ) -> LightCosines {
     let se = elevation_deg.clamp(1.0, 89.0).to_radians().sin();
     // Sine of the local elevation per pixel (the photo's own where the skin is taken as flat).
@@ -367,12 +368,38 @@ fn light_cosines(
             if arg <= 0.0 {
                 shadow += 1;
             }
-            *c = arg.clamp(0.0, 1.0) as f32;
+            *c = if clamp { arg.clamp(0.0, 1.0) } else { arg } as f32;
         });
     LightCosines {
         cos_nl,
         local_se,
         shadow,
+    }
+}
+
+/// The [`ShadingCosines`] of a shading plane read under light at `elevation_deg` (see
+/// [`relief_on_surface`] for `flat`), without the relief, and not clamped to 0…1: a pixel
+/// brighter than a normal facing the light could be, or darker than the ambient alone, is
+/// evidence against the elevation, which clamping would hide (with the clamp, the
+/// elevation read from the pits of the four 40 px/mm grid photos ran up to 69–72° for true
+/// 25–35.5°).
+pub fn shading_cosines(
+    shading: &ArrayView2<f32>,
+    flat: Option<&ArrayView2<f32>>,
+    elevation_deg: f64,
+    p: &ReliefParams,
+) -> ShadingCosines {
+    let c = light_cosines(
+        shading,
+        flat,
+        elevation_deg,
+        p.ambient.max(0.0),
+        p.tilt_share,
+        false,
+    );
+    ShadingCosines {
+        cos_nl: c.cos_nl,
+        local_se: c.local_se,
     }
 }
 
@@ -438,7 +465,7 @@ pub fn relief_on_surface_reading(
         cos_nl,
         local_se,
         shadow,
-    } = light_cosines(shading, flat, elevation_deg, alpha, p.tilt_share);
+    } = light_cosines(shading, flat, elevation_deg, alpha, p.tilt_share, true);
     let gain = (1.0 + p.epsilon.sqrt()) as f32;
     let (sv, cv) = (az.sin() as f32, az.cos() as f32);
     // The shading of a wall depends on its slope across the light too: a normal tilted

@@ -61,29 +61,44 @@ fn median_depth_error_is_within_30_percent_with_light_given_and_40_percent_estim
 }
 
 /// The issue's targets are F1 ≥ 0.90, area error ≤ 15 % and depth Spearman ≥ 0.85. Measured
-/// 2026-11-29 with the pit fit (README, "Pits fitted whole") and pits' ridges left out of the
-/// mirror null (`segment`), light given / estimated: F1 0.936 / 0.928, area error over all
-/// matched scars 0.113 / 0.100, Spearman 0.847 / 0.851 per photo, 0.80 / 0.74 pooled
-/// (without the pit fit 0.78 / 0.78 per photo, which this floor of 0.80 fails). F1 and area error are held to the targets themselves; depth
-/// ranking, not met, to floors below its measured values.
+/// 2026-11-29 with the light's elevation read from the pits when not given (README, "The
+/// light's elevation from the pits"), light given / estimated: F1 0.936 / 0.942, area error
+/// over all matched scars 0.113 / 0.096, Spearman 0.857 / 0.861 per photo, 0.80 / 0.83
+/// pooled (with 42° assumed instead, estimated: 0.851 per photo, 0.74 pooled, which the
+/// pooled floor of 0.78 fails; without the pit fit 0.78 / 0.78 per photo). F1, area error
+/// and the per-photo Spearman are held to the targets themselves; the pooled Spearman, which
+/// the issue does not name, to a floor below its measured values.
 #[test]
 fn detection_area_and_depth_ranking_meet_the_targets_or_hold_their_floors() {
     for given in [true, false] {
         let s = summary(given);
         assert!(s.f1 >= 0.90, "given {given}: {s:?}");
         assert!(s.area_error_pooled <= 0.15, "given {given}: {s:?}");
-        assert!(s.depth_spearman >= 0.80, "given {given}: {s:?}");
-        assert!(s.depth_spearman_pooled >= 0.70, "given {given}: {s:?}");
+        assert!(s.depth_spearman >= 0.85, "given {given}: {s:?}");
+        assert!(s.depth_spearman_pooled >= 0.78, "given {given}: {s:?}");
     }
 }
 
+/// Without the light's elevation given it is read from the pits' shading (README, "The
+/// light's elevation from the pits"). Measured 2026-11-29 on the 12 photos: median error
+/// 3.7°, against 10.5° for the 42° that was assumed before.
+#[test]
+fn the_light_elevation_is_read_from_the_pits_closer_than_assuming_it() {
+    let s = summary(false);
+    assert!(s.elevation_error_deg <= 6.0, "{s:?}");
+    assert!(
+        s.elevation_error_deg <= 0.5 * s.elevation_assumed_error_deg,
+        "{s:?}"
+    );
+}
+
 /// Real photos and ray-traced renderings have cast shadows; the phantom draws them on request.
-/// Measured 2026-11-29 with the pit fit (README, "Pits fitted whole") and pits' ridges left
-/// out of the mirror null, light given / estimated: F1 0.942 / 0.931, depth error 0.15 / 0.35,
-/// Spearman 0.87 / 0.91 per photo, 0.78 / 0.75 pooled (without the pit fit 0.75 / 0.80 per photo, which the floor of 0.80
-/// fails), azimuth 12/12. F1 and area error are held to the issue's
-/// targets, Spearman to a floor just below its measured value; the depth-error bounds are the
-/// issue's own.
+/// Measured 2026-11-29 with the light's elevation read from the pits when not given, light
+/// given / estimated: F1 0.942 / 0.933, depth error 0.145 / 0.179, Spearman 0.876 / 0.887 per
+/// photo, 0.81 / 0.81 pooled, elevation error 3.3° (median), azimuth 12/12 (before the
+/// elevation was read: estimated depth error 0.35, pooled Spearman 0.75). F1 and area error
+/// are held to the issue's targets, Spearman to floors below its measured values; the
+/// depth-error bounds are the issue's own.
 #[test]
 fn with_cast_shadows_the_grid_keeps_its_measured_figures() {
     let cases: Vec<GridCase> = (0..CASES)
@@ -101,8 +116,8 @@ fn with_cast_shadows_the_grid_keeps_its_measured_figures() {
         eprintln!("cast shadows, light given {given}: {s:?}");
         assert!(s.f1 >= 0.90, "given {given}: {s:?}");
         assert!(s.area_error <= 0.15, "given {given}: {s:?}");
-        assert!(s.depth_spearman >= 0.80, "given {given}: {s:?}");
-        assert!(s.depth_spearman_pooled >= 0.70, "given {given}: {s:?}");
+        assert!(s.depth_spearman >= 0.85, "given {given}: {s:?}");
+        assert!(s.depth_spearman_pooled >= 0.78, "given {given}: {s:?}");
         let bound = if given { 0.30 } else { 0.40 };
         assert!(s.depth_error <= bound, "given {given}: {s:?}");
         assert!(s.azimuth_within_15 >= 0.9, "given {given}: {s:?}");
