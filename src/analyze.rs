@@ -508,7 +508,6 @@ fn analyze_inner(
                     &rp,
                     PIT_MAX_RADIUS_MM / unit,
                     ASSUMED_ELEVATION_DEG,
-                    ELEVATION_MIN_PITS,
                 )
             });
             match est {
@@ -662,9 +661,6 @@ fn analyze_inner(
 /// boundary lies near 4.2 mm wide); rolling scars, wider and gentle, are read well pixel by
 /// pixel and their smooth rims are not of the model's family.
 pub const PIT_MAX_RADIUS_MM: f64 = 2.0;
-
-/// Fewest pits the light's elevation is read from; with fewer it is assumed.
-pub const ELEVATION_MIN_PITS: usize = 3;
 
 /// Segmentation parameters of an analysis at `unit` mm per processing pixel: detection
 /// scales from the smallest icepick (0.5 mm) to the largest rolling scar (8 mm) — a difference

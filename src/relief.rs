@@ -330,7 +330,7 @@ fn local_sin_elevation(se: f64, alpha: f64, flat: f32, lo: f64, hi: f64) -> f64 
 /// Per pixel, what the shading says of the light over the skin: the cosine between normal
 /// and light, and the sine of the light's elevation over the local surface.
 struct LightCosines {
-    /// cos(normal, light) per pixel, clamped to 0…1 (0: attached shadow).
+    /// cos(normal, light) per pixel, clamped to 0…1 (0: attached shadow) when asked.
     pub cos_nl: Array2<f32>,
     /// Sine of the light's elevation over the local (healthy) surface per pixel.
     pub local_se: Array2<f32>,
@@ -443,7 +443,8 @@ pub struct ShadingReading {
 /// stages that render a model against the same shading need ([`crate::pitfit`]).
 #[derive(Debug, Clone)]
 pub struct ShadingCosines {
-    /// cos(normal, light) per pixel, clamped to 0…1 (0: attached shadow).
+    /// cos(normal, light) per pixel: clamped to 0…1 (0: attached shadow) as the relief stage
+    /// reads it, not clamped from [`shading_cosines`].
     pub cos_nl: Array2<f32>,
     /// Sine of the light's elevation over the local (healthy) surface per pixel.
     pub local_se: Array2<f32>,
