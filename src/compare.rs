@@ -279,7 +279,7 @@ mod tests {
     /// session's relief put on the baseline's scale, `change::relief_gain`, before each depth
     /// became the mean of the paired and the single-photo reading; 37/43, 86 %, without
     /// either; 41/42 with the paired pit, `change::paired_pit`, and still on 2026-11-29 after
-    /// clipped channels were rebuilt). The same series rank area change at Spearman 0.863 now
+    /// clipped channels were rebuilt, and with the pit's depth ratio at weight ¾). The same series rank area change at Spearman 0.863 now
     /// (2026-11-29, the pit outlines' ratio alone, `change::PIT_AREA_WEIGHT` 1); 0.84 with the
     /// pit models as one reading at weight ¾ (0.82 with each photo's own model), 0.74 without:
     /// the floor 0.80 fails without them (the issue's 0.85 is asserted by the ignored test
@@ -303,10 +303,10 @@ mod tests {
     /// Change-measurement targets of the issue that still fail: the relief map of one scar
     /// differs between photos lit differently beyond one scale per photo (null series: paired
     /// depth log-ratio σ 0.26, see the README), which a common support cannot cancel.
-    /// Measured on seeds 500–505 (`compare_accuracy 6`, 2026-11-29, after clipped channels were
-    /// rebuilt): 0.789 (depth Spearman; 0.665–0.796 on three other seed sets), 0.875 (area;
-    /// 0.827–0.923); on this test's 500–503, 0.795 and 0.863, so its depth part fails. Run
-    /// with `cargo test --release -- --ignored` after the relief improves.
+    /// Measured on seeds 500–505 (`compare_accuracy 6`, 2026-11-29, with the refitted pit's
+    /// depth ratio at weight ¾): 0.796 (depth Spearman; 0.679–0.802 on three other seed sets),
+    /// 0.876 (area; 0.827–0.924); on this test's 500–503, 0.791 and 0.863, so its depth part
+    /// fails. Run with `cargo test --release -- --ignored` after the relief improves.
     #[test]
     #[ignore = "fails on single-photo measurement accuracy, not tracking; figures in the README"]
     fn phantom_series_change_estimates_meet_the_issue_targets() {
