@@ -5,7 +5,9 @@
 //! prints one line per scar: `CHAIN case kind ppm el diam true oracle pipeline …` (SHADOWS=1:
 //! the phantom casts shadows; PMM=…: processing pixel size, mm; TILT_SHARE=…: share of the
 //! skin's smooth brightness read as tilt), and at the
-//! end the median per-case depth Spearman and depth error over all matched scars and over
+//! end the median log ratio of pipeline and oracle to true depth by true type (`BIAS` lines;
+//! IDEAL=sss,amb,… re-renders with those camera effects switched off, see below), and the
+//! median per-case depth Spearman and depth error over all matched scars and over
 //! those whose steepest wall is gentler than both limits of one Lambertian image (the light's
 //! elevation e, beyond which the wall turned from the light is in attached shadow, and 90° − e,
 //! beyond which the wall turned towards it is past the brightest normal).
@@ -27,6 +29,8 @@ fn main() {
         .unwrap_or(0);
     // (true, pipeline, identifiable) per case.
     let mut cases: Vec<Vec<(f64, f64, bool)>> = Vec::new();
+    // ln(pipeline / true depth) and ln(oracle / true depth) per true type.
+    let mut by_kind: std::collections::BTreeMap<&str, Vec<(f64, Option<f64>)>> = Default::default();
     for i in first..n {
         let mut case = Vec::new();
         let cfg = SubjectConfig {
@@ -39,9 +43,16 @@ fn main() {
         };
         let (ppm, el) = (cfg.px_per_mm, cfg.light_elevation_deg.unwrap_or(f64::NAN));
         let mut s = grid_subject(i, &cfg);
-        // IDEAL=noise,spec,sss,fall,jpeg switches those rendering effects off.
+        // IDEAL=noise,spec,sss,fall,jpeg,amb,ev switches those rendering effects off (amb: the
+        // ambient light at the analysis's assumed 0.1; ev: no exposure error).
         let ideal = std::env::var("IDEAL").unwrap_or_default();
         for ses in s.sessions.iter_mut() {
+            if ideal.contains("amb") {
+                ses.ambient = 0.1;
+            }
+            if ideal.contains("ev") {
+                ses.exposure_ev = 0.0;
+            }
             if ideal.contains("noise") {
                 ses.noise = 0.0;
             }
@@ -296,6 +307,13 @@ fn main() {
                 .unwrap_or(f64::NAN);
             if let Some(d) = po[fi].depth_mm {
                 case.push((t.depth_mm, d, wall < el.min(90.0 - el)));
+                if d > 0.0 && t.depth_mm > 0.0 {
+                    let o = od.filter(|o| *o > 0.0).map(|o| (o / t.depth_mm).ln());
+                    by_kind
+                        .entry(t.kind.as_str())
+                        .or_default()
+                        .push(((d / t.depth_mm).ln(), o));
+                }
             }
             println!(
                 "CHAIN {i} {} {ppm} {el:.1} {:.2} {:.3} {:.3} {:.3} {:.2} {:.2} {} {tilt_factor:.3} {cue_a:.3} {cue_b:.3} wall {wall:.1}",
@@ -335,6 +353,24 @@ fn main() {
             med(&mut errs)
         );
     };
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    for (kind, v) in &by_kind {
+        println!(
+            "BIAS {kind}: scars {}, median ln(pipeline / true depth) {:.3}, ln(oracle / true depth) {:.3}",
+            v.len(),
+            median(v.iter().map(|p| p.0).collect()),
+            median(v.iter().filter_map(|p| p.1).collect())
+        );
+    }
+    let all: Vec<f64> = by_kind.values().flatten().map(|p| p.0).collect();
+    println!(
+        "BIAS all: scars {}, median ln(pipeline / true depth) {:.3}",
+        all.len(),
+        median(all.clone())
+    );
     summary("all", &|_| true);
     summary("walls within both limits", &|ok| ok);
     summary("walls beyond a limit", &|ok| !ok);
