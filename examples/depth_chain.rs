@@ -366,10 +366,10 @@ fn main() {
         );
     }
     let all: Vec<f64> = by_kind.values().flatten().map(|p| p.0).collect();
+    let n_all = all.len();
     println!(
-        "BIAS all: scars {}, median ln(pipeline / true depth) {:.3}",
-        all.len(),
-        median(all.clone())
+        "BIAS all: scars {n_all}, median ln(pipeline / true depth) {:.3}",
+        median(all)
     );
     summary("all", &|_| true);
     summary("walls within both limits", &|ok| ok);

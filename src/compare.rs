@@ -279,8 +279,9 @@ mod tests {
     /// session's relief put on the baseline's scale, `change::relief_gain`, before each depth
     /// became the mean of the paired and the single-photo reading; 37/43, 86 %, without
     /// either; 41/42 with the paired pit, `change::paired_pit`, and still on 2026-11-29 after
-    /// clipped channels were rebuilt, and with the pit's depth ratio at weight ¾). The same series rank area change at Spearman 0.863 now
-    /// (2026-11-29, the pit outlines' ratio alone, `change::PIT_AREA_WEIGHT` 1); 0.84 with the
+    /// clipped channels were rebuilt, and with the pit's depth ratio at weight ¾). The same
+    /// series rank area change at Spearman 0.863 now (2026-11-29, the pit outlines' ratio
+    /// alone, `change::PIT_AREA_WEIGHT` 1); 0.84 with the
     /// pit models as one reading at weight ¾ (0.82 with each photo's own model), 0.74 without:
     /// the floor 0.80 fails without them (the 0.85 is asserted by the ignored test
     /// below).
