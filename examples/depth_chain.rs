@@ -45,27 +45,28 @@ fn main() {
         let mut s = grid_subject(i, &cfg);
         // IDEAL=noise,spec,sss,fall,jpeg,amb,ev switches those rendering effects off (amb: the
         // ambient light at the analysis's assumed 0.1; ev: no exposure error).
-        let ideal = std::env::var("IDEAL").unwrap_or_default();
+        let ideal_var = std::env::var("IDEAL").unwrap_or_default();
+        let ideal: Vec<&str> = ideal_var.split(',').map(str::trim).collect();
         for ses in s.sessions.iter_mut() {
-            if ideal.contains("amb") {
+            if ideal.contains(&"amb") {
                 ses.ambient = 0.1;
             }
-            if ideal.contains("ev") {
+            if ideal.contains(&"ev") {
                 ses.exposure_ev = 0.0;
             }
-            if ideal.contains("noise") {
+            if ideal.contains(&"noise") {
                 ses.noise = 0.0;
             }
-            if ideal.contains("spec") {
+            if ideal.contains(&"spec") {
                 ses.specular = 0.0;
             }
-            if ideal.contains("sss") {
+            if ideal.contains(&"sss") {
                 ses.sss_mm = 1e-6;
             }
-            if ideal.contains("fall") {
+            if ideal.contains(&"fall") {
                 ses.falloff = 0.0;
             }
-            if ideal.contains("jpeg") {
+            if ideal.contains(&"jpeg") {
                 ses.jpeg_quality = 100;
             }
         }
